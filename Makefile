@@ -1,0 +1,40 @@
+# The two promises of the README:
+#   make study   runs every notebook in order at the `default` preset (papermill), writing the executed
+#                notebooks, figures/ and results/;
+#   make test    runs the test suite.
+# Both create or reuse the virtual environment .venv and install what they need (torch==2.13.0, CPU build
+# here; never torchvision).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PRESET ?= default
+# Real rainy photographs for the gap analysis, when the folder beside the checkout exists (never committed).
+REAL_DIR ?= $(firstword $(wildcard ../shared/data/real_rainy))
+STUDY_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: study test venv calibrate benchmark clean-venv
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[notebooks,test]"
+	touch $@
+
+study: venv
+	$(PY) -m ttl study --preset $(PRESET) $(if $(REAL_DIR),--real-dir $(REAL_DIR)) $(STUDY_ARGS)
+
+test: venv
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+calibrate: venv
+	$(PY) -m ttl calibrate --real-dir $(REAL_DIR)
+
+benchmark: venv
+	$(PY) -m ttl benchmark
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,85 @@
+"""The ``ttl`` command line: ``ttl study``, ``ttl calibrate``, ``ttl benchmark``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _study(a: argparse.Namespace) -> int:
+    from .study import run_study
+
+    extra = {}
+    if a.real_dir:
+        extra["real_dir"] = a.real_dir
+    if a.results_dir:
+        extra["results_dir"] = a.results_dir
+    if a.figures_dir:
+        extra["figures_dir"] = a.figures_dir
+    if a.device:
+        extra["device"] = a.device
+    for kv in a.param or []:
+        k, _, v = kv.partition("=")
+        extra[k] = json.loads(v) if v[:1] in "[{0123456789-tfn\"" and v not in ("") else v
+    times = run_study(a.preset, a.notebooks, a.output_dir, extra)
+    if a.times:
+        from .config import write_json
+
+        write_json(a.times, {"preset": a.preset, "seconds": times, "total_s": sum(times.values())})
+    return 0
+
+
+def _calibrate(a: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+
+    if not a.real_dir:
+        print("ttl calibrate needs --real-dir (a folder of real rainy photographs)", file=sys.stderr)
+        return 2
+    r = calibrate(a.real_dir, size=a.size, n=a.n, iterations=a.iterations, seed=a.seed)
+    print(f"objective {r['objective_start']:.3f} -> {r['objective']:.3f}; written to ttl/calibration.json")
+    return 0
+
+
+def _benchmark(a: argparse.Namespace) -> int:
+    from .bench import benchmark_renderers
+
+    res = benchmark_renderers(size=a.size, batch=a.batch, repeats=a.repeats, threads=a.threads)
+    for k, v in res.items():
+        print(f"{k:>12}: {v['median_patches_per_s']:8.1f} patches/s ({a.size}x{a.size}, {a.threads} thread(s), "
+              f"median of {a.repeats})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="ttl", description="Task transfer learning for image deraining")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("study", help="run the notebooks in order with papermill")
+    s.add_argument("--preset", default="default", help="smoke | default | paper")
+    s.add_argument("--notebooks", nargs="*", help="only notebooks whose name starts with these (e.g. 01 02)")
+    s.add_argument("--output-dir", help="where executed notebooks go (default: notebooks/, in place)")
+    s.add_argument("--real-dir", help="folder of real rainy photographs (never committed)")
+    s.add_argument("--results-dir")
+    s.add_argument("--figures-dir")
+    s.add_argument("--device")
+    s.add_argument("--param", "-p", action="append", help="any notebook parameter, NAME=VALUE (JSON values)")
+    s.add_argument("--times", help="write the notebooks' wall times to this JSON file")
+    s.set_defaults(fn=_study)
+    c = sub.add_parser("calibrate", help="calibrate the realistic rain renderer on real photographs")
+    c.add_argument("--real-dir", required=False)
+    c.add_argument("--size", type=int, default=256)
+    c.add_argument("--n", type=int, default=24)
+    c.add_argument("--iterations", type=int, default=30)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(fn=_calibrate)
+    b = sub.add_parser("benchmark", help="rendering throughput (patches per second)")
+    b.add_argument("--size", type=int, default=128)
+    b.add_argument("--batch", type=int, default=32)
+    b.add_argument("--repeats", type=int, default=7)
+    b.add_argument("--threads", type=int, default=1)
+    b.set_defaults(fn=_benchmark)
+    a = p.parse_args(argv)
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

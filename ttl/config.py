@@ -1,0 +1,204 @@
+"""Presets, run configuration and the run record every notebook writes.
+
+A *preset* fixes every size of the study (images, steps, widths). ``smoke`` is for CI (seconds per
+notebook), ``default`` is the main job (the whole study on 2 CPU cores), ``paper`` is for a GPU and real
+datasets. Any size can be overridden, e.g. from papermill: ``-p train_steps 5000``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": {
+        # notebook 01: gap analysis
+        "gap_size": 96,  # working resolution (short side, px) of every statistic
+        "gap_n_rendered": 12,  # rendered images per domain
+        "gap_n_real": 12,  # real photographs used at most (per calibration / held-out half)
+        "bootstrap": 100,
+        "c2st_permutations": 20,
+        # notebook 01: the motivating experiment (C2)
+        "c2_patch": 32,
+        "c2_batch": 4,
+        "c2_steps": 6,
+        "c2_width": 8,
+        "c2_n_test": 4,
+        "c2_test_size": 64,
+        "val_every": 3,
+    },
+    "default": {
+        "gap_size": 320,
+        "gap_n_rendered": 46,
+        "gap_n_real": 46,
+        "bootstrap": 1000,
+        "c2st_permutations": 200,
+        "c2_patch": 64,
+        "c2_batch": 8,
+        "c2_steps": 1200,
+        "c2_width": 16,
+        "c2_n_test": 24,
+        "c2_test_size": 192,
+        "val_every": 200,
+    },
+    "paper": {
+        "gap_size": 512,
+        "gap_n_rendered": 200,
+        "gap_n_real": 1000,
+        "bootstrap": 5000,
+        "c2st_permutations": 1000,
+        "c2_patch": 128,
+        "c2_batch": 16,
+        "c2_steps": 30000,
+        "c2_width": 32,
+        "c2_n_test": 100,
+        "c2_test_size": 384,
+        "val_every": 2000,
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which values are valid."""
+
+
+def resolve_config(preset: str, overrides: Mapping[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """Return the sizes of ``preset`` with ``overrides`` applied (``None`` values are ignored).
+
+    Raises :class:`ConfigError` for an unknown preset or an unknown override name, listing the valid ones.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    cfg = dict(PRESETS[preset])
+    for key, value in {**(overrides or {}), **extra}.items():
+        if value is None:
+            continue
+        if key not in cfg:
+            raise ConfigError(f"unknown setting {key!r} for preset {preset!r}; valid settings: {', '.join(sorted(cfg))}")
+        cfg[key] = type(cfg[key])(value) if isinstance(cfg[key], (int, float)) and not isinstance(value, bool) else value
+    cfg["preset"] = preset
+    return cfg
+
+
+def check_dir(path: str | os.PathLike | None, name: str) -> Path | None:
+    """Return ``path`` as a Path if it is an existing folder, ``None`` if not given; fail clearly otherwise."""
+    if path is None or str(path) == "":
+        return None
+    p = Path(path).expanduser()
+    if not p.is_dir():
+        hint = "it does not exist" if not p.exists() else "it is a file, not a folder"
+        raise FileNotFoundError(
+            f"{name}={str(path)!r}: {hint}. Pass an existing folder of images, or None to use the embedded data."
+        )
+    return p
+
+
+def git_revision(repo: str | os.PathLike | None = None) -> str:
+    """The checkout's commit (with ``-dirty`` when it has uncommitted changes), or ``unknown``."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def folder_manifest(paths: Iterable[str | os.PathLike], root: str | os.PathLike | None = None) -> list[dict[str, str]]:
+    """File names (relative to ``root``) and SHA-256 digests: what a run read, so that it can be checked later."""
+    out = []
+    for p in paths:
+        p = Path(p)
+        name = str(p.relative_to(root)) if root else p.name
+        out.append({"file": name, "sha256": file_digest(p)})
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    try:
+        import numpy as np
+        import torch
+    except ImportError:  # pragma: no cover
+        np = torch = None
+    if isinstance(obj, Mapping):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if np is not None and isinstance(obj, np.generic):
+        return obj.item()
+    if np is not None and isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if torch is not None and isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    if isinstance(obj, float) and obj != obj:
+        return None  # NaN is not JSON
+    return obj
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(data), indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def run_dirs(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, notebook: str, preset: str) -> tuple[Path, Path]:
+    """``{results_dir}/{notebook}/{preset}`` and ``{figures_dir}/{notebook}`` (figures of non-default presets
+    go to ``{figures_dir}/{notebook}/{preset}`` so that a smoke run never overwrites the study's figures)."""
+    res = Path(results_dir) / notebook / preset
+    fig = Path(figures_dir) / notebook
+    if preset != "default":
+        fig = fig / preset
+    res.mkdir(parents=True, exist_ok=True)
+    fig.mkdir(parents=True, exist_ok=True)
+    return res, fig
+
+
+def run_record(notebook: str, config: Mapping[str, Any], seed: int, device: str, manifest: Any,
+               metrics: Mapping[str, Any], started: float | None = None) -> dict[str, Any]:
+    """The ``metrics.json`` content: config, seed, git revision, environment, data manifest and metrics."""
+    import time
+
+    import torch
+
+    rec = {
+        "notebook": notebook,
+        "preset": config.get("preset"),
+        "seed": seed,
+        "config": dict(config),
+        "git_revision": git_revision(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "environment": {
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "platform": platform.platform(),
+            "device": device,
+            "threads": torch.get_num_threads(),
+        },
+        "data_manifest": manifest,
+    }
+    if started is not None:
+        rec["wall_time_s"] = round(time.time() - started, 1)
+    rec.update(metrics)
+    return rec

@@ -1,0 +1,88 @@
+"""Full-reference metrics exactly as the field's MATLAB scripts compute them.
+
+* Images are quantised to 8 bits first (``round(x * 255)``), as saved results are.
+* ``Y`` is MATLAB's ``rgb2ycbcr`` luma (BT.601, studio range): ``16 + 65.481 R + 128.553 G + 24.966 B`` with
+  R, G, B in [0, 1]; PSNR and SSIM use a peak of 255.
+* SSIM is Wang et al.'s ``ssim_index.m``: 11x11 Gaussian window, sigma 1.5, K = (0.01, 0.03), ``'valid'``
+  filtering, no downsampling, the mean of the SSIM map. RGB variants average the three channels' SSIM and use
+  the MSE over all channels for PSNR.
+* ``crop_border`` removes that many pixels on each side first (default 0: no crop).
+
+Column names follow the convention of the tables: ``psnr_y`` (PSNR-Y), ``ssim_y`` (SSIM-Y), ``psnr_rgb``,
+``ssim_rgb``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "image_metrics", "METRIC_LABELS"]
+
+METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB"}
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    """[0,1] floats -> 8-bit levels as float64 in [0,255]."""
+    return torch.round(x.detach().double().clamp(0, 1) * 255.0)
+
+
+def rgb_to_y(x255: torch.Tensor) -> torch.Tensor:
+    """MATLAB ``rgb2ycbcr`` luma of ``(…,3,H,W)`` 8-bit-scaled RGB -> ``(…,1,H,W)`` in [16, 235]."""
+    w = torch.tensor([65.481, 128.553, 24.966], dtype=x255.dtype, device=x255.device).view(3, 1, 1) / 255.0
+    return (x255 * w).sum(-3, keepdim=True) + 16.0
+
+
+def _prep(a: torch.Tensor, b: torch.Tensor, crop_border: int, y_channel: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {tuple(a.shape)} vs {tuple(b.shape)}")
+    if a.ndim == 3:
+        a, b = a[None], b[None]
+    a, b = quantize(a), quantize(b)
+    if y_channel:
+        a, b = rgb_to_y(a), rgb_to_y(b)
+    if crop_border:
+        a = a[..., crop_border:-crop_border, crop_border:-crop_border]
+        b = b[..., crop_border:-crop_border, crop_border:-crop_border]
+    return a, b
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
+    """PSNR in dB per image (``(B,)``, or a scalar for ``(3,H,W)`` input); identical images give ``inf``."""
+    squeeze = a.ndim == 3
+    x, y = _prep(a, b, crop_border, y_channel)
+    mse = ((x - y) ** 2).flatten(1).mean(1)
+    out = 10 * torch.log10(255.0 ** 2 / mse)
+    return out[0] if squeeze else out
+
+
+def _gaussian_window(size: int = 11, sigma: float = 1.5, dtype=torch.float64) -> torch.Tensor:
+    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-(x ** 2) / (2 * sigma ** 2))
+    w = torch.outer(g, g)
+    return w / w.sum()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
+    """SSIM per image as ``ssim_index.m`` computes it (see the module doc); ``(B,)`` or a scalar."""
+    squeeze = a.ndim == 3
+    x, y = _prep(a, b, crop_border, y_channel)
+    if min(x.shape[-2:]) < 11:
+        raise ValueError(f"SSIM needs images of at least 11x11 px (after crop_border), got {tuple(x.shape[-2:])}")
+    c = x.shape[1]
+    w = _gaussian_window().to(x.device).view(1, 1, 11, 11).repeat(c, 1, 1, 1)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = F.conv2d(x, w, groups=c), F.conv2d(y, w, groups=c)
+    sxx = F.conv2d(x * x, w, groups=c) - mu_x ** 2
+    syy = F.conv2d(y * y, w, groups=c) - mu_y ** 2
+    sxy = F.conv2d(x * y, w, groups=c) - mu_x * mu_y
+    smap = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
+    out = smap.flatten(2).mean(2).mean(1)
+    return out[0] if squeeze else out
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0) -> dict[str, torch.Tensor]:
+    """``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` per image for batches ``(B,3,H,W)``."""
+    return {"psnr_y": psnr(pred, target, crop_border, True), "ssim_y": ssim(pred, target, crop_border, True),
+            "psnr_rgb": psnr(pred, target, crop_border, False), "ssim_rgb": ssim(pred, target, crop_border, False)}

@@ -1,0 +1,155 @@
+"""Figures of the study. Each function draws one figure, saves it as PNG (and returns it)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+
+from .gap import ORIENTATION_BINS, STATISTICS, STREAK_THRESHOLD, rain_layer_estimate
+
+DOMAIN_COLORS = {"synthetic": "#d95f02", "realistic": "#1b9e77", "real": "#7570b3", "clean": "#666666"}
+
+__all__ = ["save", "image_grid", "plot_distributions", "plot_spectra", "plot_distances", "plot_curves",
+           "DOMAIN_COLORS"]
+
+
+def save(fig, path: str | Path, dpi: int = 110) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def _show(ax, img: torch.Tensor, title: str | None = None, cmap=None):
+    a = img.detach().float().cpu()
+    a = a.permute(1, 2, 0).clamp(0, 1).numpy() if a.ndim == 3 else a.numpy()
+    ax.imshow(a, cmap=cmap, vmin=0 if cmap else None, vmax=(a.max() or 1) if cmap else None)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def image_grid(rows: dict[str, Sequence[torch.Tensor]], path: str | Path, cols: int = 4, size: float = 2.4,
+               cmap_rows: Sequence[str] = ()):
+    """A grid: one row per named list of images (``cmap_rows`` are shown as gray maps)."""
+    names = list(rows)
+    fig, axes = plt.subplots(len(names), cols, figsize=(size * cols, size * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c in range(cols):
+            ax = axes[r, c]
+            if c < len(rows[name]):
+                _show(ax, rows[name][c], None, "magma" if name in cmap_rows else None)
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(name, fontsize=10)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def rain_layer_rows(images: dict[str, Sequence[torch.Tensor]], n: int) -> dict[str, list[torch.Tensor]]:
+    """Images and their rain-layer estimates (gray), for :func:`image_grid`."""
+    rows = {}
+    for k, ims in images.items():
+        rows[k] = list(ims[:n])
+        rows[f"{k}: rain-layer est."] = [rain_layer_estimate(x).mean(0) for x in ims[:n]]
+    return rows
+
+
+def plot_distributions(frame: pd.DataFrame, full: dict, path: str | Path):
+    """Orientation and rain-intensity distributions plus every per-image statistic by domain."""
+    doms = list(full)
+    fig = plt.figure(figsize=(16, 12))
+    gs = fig.add_gridspec(4, 4)
+    ax = fig.add_subplot(gs[0, :2])
+    centres = 0.5 * (ORIENTATION_BINS[1:] + ORIENTATION_BINS[:-1])
+    for d in doms:
+        h = np.sum([s.orientation_hist for s in full[d]], 0)
+        ax.plot(centres, h / max(h.sum(), 1e-12), label=d, color=DOMAIN_COLORS.get(d), lw=2)
+    ax.set(xlabel="streak angle from vertical (deg)", ylabel="share of rain-layer energy",
+           title="Streak orientation (pooled over images)")
+    ax.legend()
+    ax = fig.add_subplot(gs[0, 2:])
+    bins = np.linspace(STREAK_THRESHOLD, 0.5, 31)
+    for d in doms:
+        v = np.concatenate([s.intensity_values for s in full[d]] or [np.zeros(0)])
+        ax.hist(v, bins, density=True, histtype="step", lw=2, label=d, color=DOMAIN_COLORS.get(d))
+    ax.set(xlabel="rain-layer value on streak pixels", ylabel="density", yscale="log",
+           title="Rain-layer intensity (pooled)")
+    ax.legend()
+    for i, stat in enumerate(STATISTICS[:12]):
+        ax = fig.add_subplot(gs[1 + i // 4, i % 4])
+        sns.boxplot(data=frame, x="domain", y=stat, hue="domain", palette=DOMAIN_COLORS, ax=ax, fliersize=2,
+                    legend=False, order=doms)
+        ax.set_xlabel("")
+        ax.set_title(stat, fontsize=10)
+        ax.set_ylabel("")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_spectra(full: dict, path: str | Path):
+    """Radially averaged power spectra (median over images, with the inter-quartile band)."""
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for d, stats in full.items():
+        f = stats[0].spectrum[0]
+        p = np.stack([s.spectrum[1] for s in stats])
+        med, q1, q3 = np.nanmedian(p, 0), np.nanquantile(p, 0.25, 0), np.nanquantile(p, 0.75, 0)
+        ax.loglog(f, med, label=d, color=DOMAIN_COLORS.get(d), lw=2)
+        ax.fill_between(f, q1, q3, color=DOMAIN_COLORS.get(d), alpha=0.15)
+    ax.set(xlabel="spatial frequency (cycles/px)", ylabel="power", title="Radially averaged power spectrum")
+    ax.legend()
+    save(fig, path)
+    return fig
+
+
+def plot_distances(dist: pd.DataFrame, path: str | Path, title: str = "Distance to real photographs"):
+    """Forest plot: distance of each domain to the reference, per statistic, with 95 % intervals."""
+    stats = list(dict.fromkeys(dist["statistic"]))
+    doms = list(dict.fromkeys(dist["domain"]))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 0.35 * len(stats) + 1.5),
+                             gridspec_kw={"width_ratios": [3, 1]})
+    for j, (measure, ax) in enumerate(zip(("W1/sd", "JS"), axes)):
+        sub = dist[dist["measure"] == measure]
+        ss = [s for s in stats if s in set(sub["statistic"])]
+        for k, d in enumerate(doms):
+            r = sub[sub["domain"] == d].set_index("statistic").loc[ss]
+            y = np.arange(len(ss)) + (k - (len(doms) - 1) / 2) * 0.25
+            ax.errorbar(r["distance"], y, xerr=[r["distance"] - r["low"], r["high"] - r["distance"]], fmt="o",
+                        color=DOMAIN_COLORS.get(d), label=d, capsize=2)
+        ax.set_yticks(np.arange(len(ss)), ss)
+        ax.invert_yaxis()
+        ax.set_xlabel("standardised 1-Wasserstein (units of the reference's sd)" if measure == "W1/sd"
+                      else "Jensen-Shannon divergence (bits)")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].legend(loc="lower right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_curves(log: dict, path: str | Path, title: str = "training"):
+    """Training loss (smoothed) and validation PSNR-Y against steps."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    loss = np.asarray(log["loss"])
+    k = max(1, len(loss) // 50)
+    sm = np.convolve(loss, np.ones(k) / k, mode="valid")
+    axes[0].plot(np.arange(len(sm)) + k, sm)
+    axes[0].set(xlabel="step", ylabel="L1 loss", title=f"{title}: training loss", yscale="log")
+    if log["val"]:
+        v = pd.DataFrame(log["val"])
+        axes[1].plot(v["step"], v["val_psnr_y"], marker="o")
+        axes[1].set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation (synthetic, procedural scenes)")
+    fig.tight_layout()
+    save(fig, path)
+    return fig

@@ -1,0 +1,244 @@
+"""Clean scenes: procedural dead-leaves images, bundled photographs, and user folders.
+
+Every source yields float32 RGB tensors in ``[0, 1]`` with a *depth* map in ``[0, 1]`` (0 = at the camera,
+1 = far away), which the realistic rain renderer needs for perspective and veiling.
+
+* :func:`dead_leaves` renders occluding, textured, shaded leaves. Leaves painted later are nearer, so the
+  occlusion order gives a depth map; nearer leaves are also larger (perspective). Dead-leaves images share the
+  power-law spectrum and edge statistics of photographs.
+* :func:`bundled_photos` lists the natural photographs shipped inside our dependencies (scikit-image's
+  ``astronaut``, ``chelsea``, ``coffee``, ``rocket``, ``motorcycle_left``/``right``; scikit-learn's
+  ``china``/``flower`` when installed; matplotlib's ``grace_hopper``). They are for **test** splits only.
+* :class:`FolderScenes` reads any folder of clean images.
+
+Photographs carry no depth; :func:`heuristic_depth` stands in (farther towards the top, bright smooth regions
+such as sky farther).
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .io import list_images, read_image
+from .utils import generator
+
+__all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "FolderScenes", "random_crop",
+           "resize_short_side", "scene_seed", "SPLITS"]
+
+SPLITS = ("train", "val", "test")
+
+
+def scene_seed(split: str, seed: int, index: int) -> int:
+    """The generator seed of procedural scene ``index``: a hash of (split, seed, index), so that scenes of
+    different splits (and different study seeds) never coincide."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
+    return int(hashlib.sha1(f"dead-leaves:{split}:{seed}:{index}".encode()).hexdigest()[:15], 16)
+
+
+def _hsv_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    k = torch.stack([(5 + h * 6) % 6, (3 + h * 6) % 6, (1 + h * 6) % 6], dim=-1)
+    return v[..., None] - v[..., None] * s[..., None] * torch.clamp(torch.minimum(k, 4 - k), 0, 1)
+
+
+def _leaf_params(g: torch.Generator, n: int, size: int) -> dict[str, torch.Tensor]:
+    u = lambda *shape: torch.rand(*shape, generator=g)  # noqa: E731
+    # depth of each leaf: painted later = nearer; sorted from far (1) to near (0.05)
+    depth = torch.sort(0.05 + 0.95 * u(n), descending=True).values
+    # power-law radii (density ~ r^-3 between rmin and rmax), larger when nearer
+    rmin, rmax = 0.012 * size, 0.4 * size
+    r = rmin / torch.sqrt(1 - u(n) * (1 - (rmin / rmax) ** 2))
+    r = r * (0.6 + 0.8 * (1 - depth))
+    # natural palette: foliage, earth, stone, sky/water, and some saturated objects
+    family = torch.multinomial(torch.tensor([0.35, 0.25, 0.2, 0.1, 0.1]), n, replacement=True, generator=g)
+    hue_c = torch.tensor([0.27, 0.08, 0.1, 0.58, 0.0])[family]
+    hue_w = torch.tensor([0.08, 0.05, 0.3, 0.06, 1.0])[family]
+    sat_c = torch.tensor([0.45, 0.45, 0.08, 0.35, 0.7])[family]
+    hue = (hue_c + (u(n) - 0.5) * hue_w) % 1.0
+    sat = (sat_c * (0.5 + u(n))).clamp(0, 1)
+    val = 0.12 + 0.8 * u(n) ** 0.8
+    return {
+        "cx": u(n) * size, "cy": u(n) * size, "a": r, "b": r * (0.35 + 0.65 * u(n)),
+        "theta": u(n) * math.pi, "depth": depth, "rgb": _hsv_to_rgb(hue, sat, val),
+        # texture: an oriented grating plus its harmonic; shading: a linear light gradient across the leaf
+        "tex_f": 2 * math.pi / (2 + 18 * u(n)), "tex_o": u(n) * math.pi, "tex_p": u(n) * 2 * math.pi,
+        "tex_a": 0.25 * u(n) ** 1.5, "shade_o": u(n) * 2 * math.pi, "shade_a": 0.5 * u(n),
+    }
+
+
+def _paint_index(p: dict[str, torch.Tensor], h: int, w: int) -> np.ndarray:
+    """Index of the top-most leaf at each pixel (0 = none), painting far to near within each leaf's box.
+
+    Most leaves are small, so working inside bounding boxes is ~20x faster than testing every pixel."""
+    idx = np.zeros((h, w), dtype=np.int64)
+    cx, cy, a, b, th = (p[k].numpy() for k in ("cx", "cy", "a", "b", "theta"))
+    ct, st = np.cos(th), np.sin(th)
+    for k in range(cx.shape[0]):
+        r = a[k]
+        x0, x1 = max(0, int(cx[k] - r)), min(w, int(cx[k] + r) + 2)
+        y0, y1 = max(0, int(cy[k] - r)), min(h, int(cy[k] + r) + 2)
+        if x0 >= x1 or y0 >= y1:
+            continue
+        dx = np.arange(x0, x1, dtype=np.float32)[None, :] - cx[k]
+        dy = np.arange(y0, y1, dtype=np.float32)[:, None] - cy[k]
+        inside = ((dx * ct[k] + dy * st[k]) / a[k]) ** 2 + ((-dx * st[k] + dy * ct[k]) / b[k]) ** 2 <= 1.0
+        idx[y0:y1, x0:x1][inside] = k + 1
+    return idx
+
+
+def dead_leaves(n: int, size: int | tuple[int, int] = 128, seed: int = 0, split: str = "train",
+                leaves: int = 600, blur: float = 0.6, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Render scenes ``start .. start+n-1``; scene ``i`` depends only on ``(split, seed, i)`` (:func:`scene_seed`).
+
+    Returns ``(images (n,3,H,W), depth (n,1,H,W))``. Different splits never share a scene.
+    """
+    h, w = (size, size) if isinstance(size, int) else size
+    side = max(h, w)
+    params = [_leaf_params(generator(scene_seed(split, seed, start + i)), leaves, side) for i in range(n)]
+    P = {k: torch.stack([p[k] for p in params]) for k in params[0]}  # (n, leaves, ...)
+    ys = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
+    idx = torch.from_numpy(np.stack([_paint_index(p, h, w) for p in params]))  # 0 = background; k+1 = leaf k
+
+    # background: a sky-to-ground gradient, far away
+    tone = torch.stack([torch.rand(3, generator=generator(scene_seed(split, seed, start + i) + 1)) for i in range(n)]) * 0.3
+    sky = (0.55 + tone)[:, :, None, None] * (1 - ys.view(1, 1, h, 1) / h) * 0.9 + 0.1
+    bg = sky.expand(n, 3, h, w)
+    flat = idx.clamp(min=1) - 1  # (n,h,w)
+
+    def gather(name: str) -> torch.Tensor:
+        v = P[name]
+        if v.ndim == 2:
+            return torch.gather(v, 1, flat.view(n, -1)).view(n, h, w)
+        return torch.stack([torch.gather(v[..., c], 1, flat.view(n, -1)).view(n, h, w) for c in range(v.shape[-1])], 1)
+
+    X, Y = xs.view(1, 1, w).expand(n, h, w), ys.view(1, h, 1).expand(n, h, w)
+    proj = X * torch.cos(gather("tex_o")) + Y * torch.sin(gather("tex_o"))
+    f, ph, amp = gather("tex_f"), gather("tex_p"), gather("tex_a")
+    texture = 1 + amp * (torch.sin(f * proj + ph) + 0.5 * torch.sin(2.3 * f * proj + 1.7 * ph))
+    so = gather("shade_o")
+    rel = ((X - gather("cx")) * torch.cos(so) + (Y - gather("cy")) * torch.sin(so)) / gather("a")
+    shading = 1 + gather("shade_a") * rel.clamp(-1, 1)
+    leaf_rgb = gather("rgb") * (texture * shading)[:, None]
+    is_leaf = (idx > 0)[:, None]
+    img = torch.where(is_leaf, leaf_rgb, bg)
+    depth = torch.where(is_leaf, gather("depth")[:, None], torch.ones(n, 1, h, w))
+    if blur > 0:
+        img = _gaussian_blur(img, blur)
+        depth = _gaussian_blur(depth, 1.0)
+    return img.clamp(0, 1), depth.clamp(0, 1)
+
+
+def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
+    r = max(1, int(math.ceil(3 * sigma)))
+    x = torch.arange(-r, r + 1, dtype=torch.float32)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    return k / k.sum()
+
+
+def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = _gaussian_kernel1d(sigma).to(x)
+    c = x.shape[1]
+    r = k.numel() // 2
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def heuristic_depth(img: torch.Tensor) -> torch.Tensor:
+    """A plausible depth map for a photograph without one: ``(B,3,H,W) -> (B,1,H,W)`` in [0,1].
+
+    Farther towards the top of the frame, and bright smooth regions (sky) pushed back. It only has to order
+    near and far for veiling and streak perspective; it is not a depth estimator.
+    """
+    b, _, h, w = img.shape
+    ramp = torch.linspace(1.0, 0.15, h, device=img.device).view(1, 1, h, 1).expand(b, 1, h, w)
+    lum = img.mean(1, keepdim=True)
+    small = F.interpolate(lum, size=(max(8, h // 8), max(8, w // 8)), mode="area")
+    smooth = F.interpolate(_gaussian_blur(small, 1.5), size=(h, w), mode="bilinear", align_corners=False)
+    return (0.7 * ramp + 0.3 * smooth).clamp(0.05, 1.0)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A bundled photograph: a name, its file, and the scene it shows (stereo views share a scene)."""
+
+    name: str
+    path: Path
+    scene: str
+
+
+def bundled_photos() -> list[Photo]:
+    """The natural photographs that ship inside installed dependencies (test splits only)."""
+    out: list[Photo] = []
+    spec = importlib.util.find_spec("skimage")
+    if spec and spec.origin:
+        d = Path(spec.origin).parent / "data"
+        for name, fname, scene in [("astronaut", "astronaut.png", "astronaut"), ("chelsea", "chelsea.png", "chelsea"),
+                                   ("coffee", "coffee.png", "coffee"), ("rocket", "rocket.jpg", "rocket"),
+                                   ("motorcycle_left", "motorcycle_left.png", "motorcycle"),
+                                   ("motorcycle_right", "motorcycle_right.png", "motorcycle")]:
+            if (d / fname).is_file():
+                out.append(Photo(name, d / fname, scene))
+    spec = importlib.util.find_spec("sklearn")
+    if spec and spec.origin:
+        d = Path(spec.origin).parent / "datasets" / "images"
+        for fname in ("china.jpg", "flower.jpg"):
+            if (d / fname).is_file():
+                out.append(Photo(Path(fname).stem, d / fname, Path(fname).stem))
+    spec = importlib.util.find_spec("matplotlib")
+    if spec and spec.origin:
+        p = Path(spec.origin).parent / "mpl-data" / "sample_data" / "grace_hopper.jpg"
+        if p.is_file():
+            out.append(Photo("grace_hopper", p, "grace_hopper"))
+    if not out:
+        raise FileNotFoundError("no bundled photographs found: install scikit-image and matplotlib (pip install -e .)")
+    return out
+
+
+def resize_short_side(img: torch.Tensor, short: int) -> torch.Tensor:
+    """Resize ``(3,H,W)`` or ``(B,3,H,W)`` so that the short side is ``short`` (antialiased when shrinking)."""
+    squeeze = img.ndim == 3
+    x = img[None] if squeeze else img
+    h, w = x.shape[-2:]
+    s = short / min(h, w)
+    size = (max(short, round(h * s)), max(short, round(w * s)))
+    x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
+    return x[0] if squeeze else x
+
+
+def random_crop(img: torch.Tensor, size: int, g: torch.Generator, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The same random ``size`` x ``size`` crop of ``img`` (…,H,W) and of each of ``others``."""
+    h, w = img.shape[-2:]
+    if h < size or w < size:
+        raise ValueError(f"cannot crop {size}x{size} from a {w}x{h} image; resize it first")
+    y = int(torch.randint(0, h - size + 1, (1,), generator=g))
+    x = int(torch.randint(0, w - size + 1, (1,), generator=g))
+    return tuple(t[..., y:y + size, x:x + size] for t in (img, *others))
+
+
+class FolderScenes:
+    """Clean images from a user folder (recursively). Files that cannot be read raise :class:`ImageReadError`."""
+
+    def __init__(self, folder: str | os.PathLike, min_size: int = 16):
+        self.folder = Path(folder)
+        if not self.folder.is_dir():
+            raise FileNotFoundError(f"clean_dir={str(folder)!r} is not a folder. Pass a folder of clean images.")
+        self.paths: Sequence[Path] = list_images(self.folder, recursive=True)
+        if not self.paths:
+            raise FileNotFoundError(f"clean_dir={str(folder)!r} holds no images (extensions: png, jpg, tif, bmp, webp).")
+        self.min_size = min_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, i: int) -> torch.Tensor:
+        return read_image(self.paths[i], min_size=self.min_size)

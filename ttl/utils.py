@@ -1,0 +1,58 @@
+"""Small helpers shared by the library: device choice, seeding, image-tensor conversions."""
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__all__ = ["resolve_device", "seed_everything", "to_numpy_image", "to_tensor_image", "generator"]
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA, then Apple MPS, then CPU; any other value is passed to :class:`torch.device`."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here; use device='auto' or 'cpu'.")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU :class:`torch.Generator` seeded with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    os.environ.setdefault("PYTHONHASHSEED", str(seed))
+    return generator(seed)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A CPU generator seeded with ``seed`` (all of ttl's randomness flows through explicit generators)."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return g
+
+
+def to_numpy_image(x: torch.Tensor) -> np.ndarray:
+    """(3,H,W) or (H,W) tensor in [0,1] -> float32 array (H,W,3) or (H,W)."""
+    x = x.detach().float().cpu()
+    if x.ndim == 3:
+        x = x.permute(1, 2, 0)
+    return x.numpy()
+
+
+def to_tensor_image(a: np.ndarray) -> torch.Tensor:
+    """(H,W,3) or (H,W) array -> float32 tensor (3,H,W) or (H,W)."""
+    t = torch.from_numpy(np.ascontiguousarray(a)).float()
+    if t.ndim == 3:
+        t = t.permute(2, 0, 1).contiguous()
+    return t
