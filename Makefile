@@ -25,7 +25,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 study: venv
-	$(PY) -m ttl study --preset $(PRESET) $(if $(REAL_DIR),--real-dir $(REAL_DIR)) $(STUDY_ARGS)
+	$(PY) -m ttl study --preset $(PRESET) $(if $(REAL_DIR),--real-dir $(REAL_DIR)) --times results/study_times_$(PRESET).json $(STUDY_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)

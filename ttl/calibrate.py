@@ -29,15 +29,18 @@ from .io import list_images
 from .rain import CALIBRATION_FILE, RealisticRain, RealisticRainConfig
 from .stats import wasserstein_distance_ci
 
-# (field, kind): "scale" multiplies both ends of a range; "shift" adds to both; nested "scattering.x"
+# (field, kind, lower, upper): "scale" multiplies both ends of a range, "shift" adds to both; nested
+# "scattering.x". The bounds are physical priors, not only search limits: falling drops are streaks many times
+# longer than wide within a camera's exposure, so length, width and defocus may move only so far; without
+# these bounds the summary statistics (which also see scene texture) pull near streaks towards round blobs.
 SEARCH_SPACE: list[tuple[str, str, float, float]] = [
     ("density", "scale", 0.2, 5.0),
-    ("length", "scale", 0.2, 4.0),
-    ("width", "scale", 0.4, 2.5),
-    ("defocus", "scale", 0.2, 4.0),
+    ("length", "scale", 0.6, 2.5),
+    ("width", "scale", 0.6, 1.4),
+    ("defocus", "scale", 0.3, 1.5),
     ("opacity", "scale", 0.2, 3.0),
     ("far_opacity", "scale", 0.2, 3.0),
-    ("wind_variation", "scale", 0.3, 3.0),
+    ("wind_variation", "scale", 0.4, 2.5),
     ("wind_angle", "scale", 0.3, 2.0),
     ("radiance_gain", "scale", 0.6, 1.8),
     ("radiance_env", "scale", 0.5, 2.0),
@@ -84,7 +87,19 @@ def calibration_objective(cfg: RealisticRainConfig, real_frame, size: int, n: in
 def calibrate(real_dir: str | Path, size: int = 256, n: int = 24, iterations: int = 12, offspring: int = 5,
               seed: int = 0, out: str | Path | None = CALIBRATION_FILE, base: RealisticRainConfig | None = None,
               progress: bool = True) -> dict[str, Any]:
-    """Run the calibration (see the module doc) and write its record to ``out`` (``None``: do not write)."""
+    """Run the calibration (see the module doc) and write its record to ``out`` (``None``: do not write).
+
+    It runs on one thread, so that the search path is the same on every machine (multi-threaded reductions
+    can differ in the last bits and flip an accept/reject decision)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _calibrate(real_dir, size, n, iterations, offspring, seed, out, base, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _calibrate(real_dir, size, n, iterations, offspring, seed, out, base, progress) -> dict[str, Any]:
     paths = list_images(real_dir)
     if len(paths) < 4:
         raise FileNotFoundError(f"real_dir={str(real_dir)!r} holds {len(paths)} images; calibration needs at least 4.")

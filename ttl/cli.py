@@ -1,4 +1,4 @@
-"""The ``ttl`` command line: ``ttl study``, ``ttl calibrate``, ``ttl benchmark``."""
+"""The ``ttl`` command line: ``ttl study``, ``ttl report``, ``ttl calibrate``, ``ttl benchmark``."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,10 @@ def _study(a: argparse.Namespace) -> int:
         k, _, v = kv.partition("=")
         extra[k] = json.loads(v) if v[:1] in "[{0123456789-tfn\"" and v not in ("") else v
     times = run_study(a.preset, a.notebooks, a.output_dir, extra)
+    if a.preset == "default" and not a.output_dir and not a.results_dir:
+        from .report import update_readme
+
+        update_readme()
     if a.times:
         from .config import write_json
 
@@ -47,6 +51,14 @@ def _benchmark(a: argparse.Namespace) -> int:
     for k, v in res.items():
         print(f"{k:>12}: {v['median_patches_per_s']:8.1f} patches/s ({a.size}x{a.size}, {a.threads} thread(s), "
               f"median of {a.repeats})")
+    return 0
+
+
+def _report(a: argparse.Namespace) -> int:
+    from .report import update_readme
+
+    changed = update_readme(a.readme, a.results_dir)
+    print(f"{a.readme}: results section {'updated' if changed else 'already current'}")
     return 0
 
 
@@ -77,6 +89,10 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--repeats", type=int, default=7)
     b.add_argument("--threads", type=int, default=1)
     b.set_defaults(fn=_benchmark)
+    r = sub.add_parser("report", help="regenerate the README's results section from results/*/default")
+    r.add_argument("--readme", default="README.md")
+    r.add_argument("--results-dir", default="results")
+    r.set_defaults(fn=_report)
     a = p.parse_args(argv)
     return a.fn(a)
 

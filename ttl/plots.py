@@ -124,7 +124,8 @@ def plot_distances(dist: pd.DataFrame, path: str | Path, title: str = "Distance 
         for k, d in enumerate(doms):
             r = sub[sub["domain"] == d].set_index("statistic").loc[ss]
             y = np.arange(len(ss)) + (k - (len(doms) - 1) / 2) * 0.25
-            ax.errorbar(r["distance"], y, xerr=[r["distance"] - r["low"], r["high"] - r["distance"]], fmt="o",
+            err = [(r["distance"] - r["low"]).clip(lower=0), (r["high"] - r["distance"]).clip(lower=0)]
+            ax.errorbar(r["distance"], y, xerr=err, fmt="o",
                         color=DOMAIN_COLORS.get(d), label=d, capsize=2)
         ax.set_yticks(np.arange(len(ss)), ss)
         ax.invert_yaxis()

@@ -41,7 +41,7 @@ Range = Union[float, tuple[float, float]]
 
 __all__ = ["SyntheticRainConfig", "RealisticRainConfig", "ScatteringConfig", "SyntheticRain", "RealisticRain",
            "RainSample", "rain_scattering", "render_streaks", "jpeg_compress", "SYNTHETIC_PRESETS",
-           "calibrated_realistic_config"]
+           "calibrated_realistic_config", "layer_geometry"]
 
 
 @dataclass
@@ -142,8 +142,8 @@ class SyntheticRainConfig:
 
 SYNTHETIC_PRESETS: dict[str, SyntheticRainConfig] = {
     "light": SyntheticRainConfig(),
-    "heavy": SyntheticRainConfig(layers=(2, 4), density=(0.003, 0.007), length=(18.0, 40.0), width=(0.6, 1.1),
-                                 layer_spread=25.0, intensity=(0.7, 1.0)),
+    "heavy": SyntheticRainConfig(layers=(2, 4), density=(0.002, 0.005), length=(18.0, 40.0), width=(0.6, 1.1),
+                                 layer_spread=25.0, intensity=(0.55, 0.85)),
 }
 
 
@@ -267,10 +267,10 @@ class RealisticRainConfig:
 
     layer_depth: tuple[float, ...] = (0.12, 0.3, 0.65)  # depth of each layer of drops (0 camera, 1 far)
     density: Range = (0.0015, 0.006)  # seeds per px of the nearest layer; a layer at depth d has density*(d/d0)
-    length: Range = (12.0, 30.0)  # streak length of the nearest layer; a layer at depth d has length*d0/d
+    length: Range = (25.0, 60.0)  # streak length of the nearest layer; a layer at depth d has length*d0/d
     exposure: Range = (0.6, 1.4)  # exposure time, multiplies every length
-    width: Range = (1.2, 2.2)  # cross-section sigma of the nearest layer; width*d0/d, at least 0.35
-    defocus: Range = (0.8, 2.5)  # extra blur sigma of the nearest layer (out of focus), fading to 0 at focus
+    width: Range = (0.9, 1.8)  # cross-section sigma of the nearest layer; width*d0/d, at least 0.35
+    defocus: Range = (0.5, 2.0)  # extra blur sigma of the nearest layer (out of focus), fading to 0 at focus
     focus_depth: float = 0.35  # layers at or beyond this depth are in focus
     opacity: Range = (0.25, 0.7)  # alpha of the nearest layer's streak body (near drops are translucent)
     far_opacity: Range = (0.15, 0.4)  # alpha of the farthest layer (thin, faint)
@@ -325,6 +325,21 @@ def jpeg_compress(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
+def layer_geometry(c: "RealisticRainConfig", d: float, len0: torch.Tensor, wid0: torch.Tensor, defoc0: torch.Tensor,
+                   dens0: torch.Tensor, op_near: torch.Tensor, op_far: torch.Tensor):
+    """Perspective of a layer of drops at depth ``d`` given the nearest layer's values (per image):
+    ``(length, width, density, alpha)``. Length and width shrink as ``d0/d``; defocus fades to zero at
+    ``focus_depth``; density grows as ``d/d0`` (more volume per pixel); alpha goes from ``op_near`` to
+    ``op_far``."""
+    d0, dmax = c.layer_depth[0], max(c.layer_depth)
+    ratio = d0 / d
+    length = (len0 * ratio).clamp(min=2.0)
+    defocus = defoc0 * max(0.0, 1 - d / c.focus_depth) / max(1e-6, 1 - d0 / c.focus_depth)
+    width = torch.sqrt((wid0 * ratio).clamp(min=0.35) ** 2 + defocus ** 2)
+    frac = 0.0 if dmax == d0 else (d - d0) / (dmax - d0)
+    return length, width, dens0 * (d / d0), op_near + (op_far - op_near) * frac
+
+
 class RealisticRain:
     """Realistic rain (see the module doc). ``RealisticRain()`` uses the calibrated config."""
 
@@ -363,17 +378,8 @@ class RealisticRain:
         defoc0 = _draw(c.defocus, b, g) * max(scale, 0.5)
         op_near = _draw(c.opacity, b, g)
         op_far = _draw(c.far_opacity, b, g)
-        coverage_total = torch.zeros(b, 1, h, w)
-        n_layers = len(c.layer_depth)
-        for k, d in enumerate(sorted(c.layer_depth, reverse=True)):  # far to near
-            ratio = d0 / d
-            length = (len0 * ratio).clamp(min=2.0)
-            width = (wid0 * ratio).clamp(min=0.35)
-            defocus = defoc0 * max(0.0, 1 - d / c.focus_depth) / max(1e-6, 1 - d0 / c.focus_depth)
-            width = torch.sqrt(width ** 2 + defocus ** 2)
-            dens = dens0 * (d / d0)
-            frac = 0.0 if n_layers == 1 else (d - d0) / (max(c.layer_depth) - d0)
-            alpha = op_near + (op_far - op_near) * frac
+        for d in sorted(c.layer_depth, reverse=True):  # far to near
+            length, width, dens, alpha = layer_geometry(c, d, len0, wid0, defoc0, dens0, op_near, op_far)
             margin = int(math.ceil(float(length.max()) / 2)) + 4
             seeds = _seed_canvas(b, h, w, margin, dens, g)
             cov = render_streaks(seeds, angle, length, width, margin, taper=c.taper)
@@ -382,7 +388,6 @@ class RealisticRain:
             visible = torch.sigmoid((depth - d) / 0.03)  # drops behind a scene surface are hidden
             cov = cov * visible
             img = img * (1 - cov) + radiance * cov
-            coverage_total = torch.maximum(coverage_total, cov)
         params.update({"wind_angle": mean_angle, "wind_variation": variation, "density": dens0,
                        "length": len0, "width": wid0, "defocus": defoc0, "opacity": op_near,
                        "far_opacity": op_far})

@@ -74,10 +74,10 @@ def fit_restorer(model: nn.Module, train: Dataset, steps: int, batch: int = 8, l
         scaler.step(opt)
         scaler.update()
         log["step"].append(step + 1)
-        log["loss"].append(float(loss))
+        log["loss"].append(loss.item())
         log["lr"].append(cur)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{log['loss'][-1]:.4f}")
         if validate is not None and ((val_every and (step + 1) % val_every == 0) or step + 1 == steps):
             model.eval()
             log["val"].append({"step": step + 1, **validate(model)})

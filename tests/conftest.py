@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+REAL_DIR = Path(os.environ.get("TTL_REAL_DIR", ROOT.parent / "shared" / "data" / "real_rainy"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def write_png(path: Path, arr: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+def rand_img(h: int = 40, w: int = 48, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    if not REAL_DIR.is_dir():
+        pytest.skip(f"real rainy photographs not found at {REAL_DIR} (set TTL_REAL_DIR to a folder of them)")
+    return REAL_DIR

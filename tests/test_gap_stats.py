@@ -1,0 +1,101 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ttl.gap import STATISTICS, image_statistics, rain_layer_estimate, radial_power_spectrum
+from ttl.stats import auc, bootstrap_ci, c2st, js_divergence, paired_bootstrap, wasserstein_distance_ci
+
+
+def test_rain_layer_estimate_keeps_thin_lines_drops_wide_objects():
+    img = torch.zeros(1, 64, 64)
+    img[:, 10:54, 20] = 0.8  # a thin streak
+    img[:, 30:50, 35:55] = 0.8  # a wide bright object
+    r = rain_layer_estimate(img)
+    assert r[0, 30, 20] > 0.7  # the streak survives
+    assert r[0, 40, 45] < 1e-6  # the object's interior is gone
+    assert r[0, 40, 35] < 1e-6  # and so is its edge (edge-preserving)
+
+
+def test_statistics_are_all_present_and_finite_on_a_rainy_image():
+    from ttl.rain import SyntheticRain
+    from ttl.scenes import dead_leaves
+    from ttl.utils import generator
+
+    clean, _ = dead_leaves(1, 128, seed=0)
+    rainy = SyntheticRain("light")(clean, generator(0)).rainy[0]
+    st = image_statistics(rainy)
+    assert list(st.scalars) == STATISTICS
+    assert all(np.isfinite(v) for v in st.scalars.values())
+    assert abs(st.orientation_hist.sum() - 1) < 1e-6
+
+
+def test_noise_sigma_estimate_is_close_to_the_truth():
+    rng = np.random.default_rng(0)
+    base = np.tile(np.linspace(0.2, 0.8, 128), (128, 1))
+    for sigma in (0.01, 0.03):
+        img = torch.from_numpy(np.clip(base + rng.normal(0, sigma, base.shape), 0, 1)).float().expand(3, -1, -1)
+        est = image_statistics(img).scalars["noise_sigma"]
+        assert abs(est - sigma) / sigma < 0.2
+
+
+def test_blockiness_detects_jpeg():
+    import io
+
+    rng = np.random.default_rng(1)
+    smooth = (np.cumsum(np.cumsum(rng.normal(0, 1, (128, 128)), 0), 1))
+    smooth = ((smooth - smooth.min()) / np.ptp(smooth) * 255).astype(np.uint8)
+    rgb = np.stack([smooth] * 3, -1)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="JPEG", quality=15)
+    jpg = np.asarray(Image.open(buf)).astype(np.float32) / 255
+    b_png = image_statistics(torch.from_numpy(rgb / 255.0).float().permute(2, 0, 1)).scalars["blockiness"]
+    b_jpg = image_statistics(torch.from_numpy(jpg).permute(2, 0, 1)).scalars["blockiness"]
+    assert b_jpg > b_png + 0.2
+
+
+def test_power_spectrum_slope_of_brownian_noise():
+    rng = np.random.default_rng(2)
+    f = np.fft.fftfreq(256)
+    fr = np.sqrt(f[:, None] ** 2 + f[None] ** 2)
+    fr[0, 0] = 1
+    field = np.real(np.fft.ifft2(np.fft.fft2(rng.normal(size=(256, 256))) / fr))  # power ~ f^-2
+    freq, p = radial_power_spectrum(field)
+    sel = (freq > 0.02) & (freq < 0.3)
+    slope = np.polyfit(np.log(freq[sel]), np.log(p[sel]), 1)[0]
+    assert -2.4 < slope < -1.6
+
+
+def test_bootstrap_and_paired_tests():
+    rng = np.random.default_rng(0)
+    est, lo, hi = bootstrap_ci(rng.normal(1.0, 1.0, 400), n_boot=500, seed=0)
+    assert lo < 1.0 < hi and hi - lo < 0.3
+    a = rng.normal(0, 1, 50)
+    r = paired_bootstrap(a + 0.5, a, n_boot=300)
+    assert abs(r["mean_diff"] - 0.5) < 1e-9 and r["low"] == pytest.approx(0.5) and r["wilcoxon_p"] < 1e-6
+    with pytest.raises(ValueError, match="same length"):
+        paired_bootstrap([1, 2], [1])
+
+
+def test_wasserstein_and_js():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 300), rng.normal(1, 1, 300)
+    d, lo, hi = wasserstein_distance_ci(x, y, n_boot=200)
+    assert lo < d < hi and 0.8 < d < 1.2
+    d0, _, _ = wasserstein_distance_ci(x, x, n_boot=10)
+    assert d0 == 0
+    assert js_divergence([1, 0], [1, 0]) == pytest.approx(0, abs=1e-9)
+    assert js_divergence([1, 0], [0, 1]) == pytest.approx(1, abs=1e-6)
+
+
+def test_auc_and_c2st():
+    assert auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([0, 0, 1, 1])) == 1.0
+    assert auc(np.array([1, 1, 1, 1.0]), np.array([0, 1, 0, 1])) == 0.5
+    rng = np.random.default_rng(0)
+    same = c2st(rng.normal(size=(60, 4)), rng.normal(size=(60, 4)), n_boot=200, permutations=20, seed=0)
+    apart = c2st(rng.normal(size=(60, 4)) + 1.5, rng.normal(size=(60, 4)), n_boot=200, permutations=20, seed=0)
+    assert same.auc < 0.7 and same.p_value > 0.05
+    assert apart.auc > 0.9 and apart.p_value < 0.06 and apart.low > 0.8
+    with_nan = rng.normal(size=(30, 3))
+    with_nan[0, 0] = np.nan
+    assert np.isfinite(c2st(with_nan, rng.normal(size=(30, 3)), n_boot=50, permutations=5).auc)

@@ -1,0 +1,107 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import rand_img, write_png
+from ttl.io import ImageReadError, list_images, read_image, save_image
+
+
+def test_rgb_roundtrip(tmp_path):
+    arr = rand_img()
+    x = read_image(write_png(tmp_path / "a.png", arr))
+    assert x.shape == (3, 40, 48) and x.dtype == torch.float32
+    assert np.allclose(x.permute(1, 2, 0).numpy() * 255, arr, atol=1e-3)
+
+
+def test_grayscale_is_converted_to_rgb(tmp_path):
+    g = rand_img()[..., 0]
+    x = read_image(write_png(tmp_path / "g.png", g))
+    assert x.shape == (3, 40, 48) and torch.equal(x[0], x[1]) and torch.equal(x[1], x[2])
+
+
+def test_rgba_is_composited_over_white(tmp_path):
+    arr = np.zeros((20, 20, 4), np.uint8)
+    arr[..., 0] = 255
+    arr[:10, :, 3] = 255  # top half opaque red, bottom half transparent
+    x = read_image(write_png(tmp_path / "a.png", arr))
+    assert torch.allclose(x[:, 0, 0], torch.tensor([1.0, 0.0, 0.0]))
+    assert torch.allclose(x[:, 15, 0], torch.ones(3))
+
+
+def test_16bit_grayscale_png_keeps_precision(tmp_path):
+    arr = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    p = tmp_path / "g16.png"
+    Image.fromarray(arr).save(p)
+    x = read_image(p)
+    assert np.allclose(x[0].numpy(), arr / 65535.0, atol=1e-6)
+    assert len(np.unique(x[0].numpy())) > 256  # not truncated to 8 bits
+
+
+def test_16bit_rgb_tiff(tmp_path):
+    import tifffile
+
+    arr = np.random.default_rng(0).integers(0, 65536, (30, 20, 3), dtype=np.uint16)
+    p = tmp_path / "c16.tif"
+    tifffile.imwrite(p, arr, photometric="rgb")
+    x = read_image(p)
+    assert x.shape == (3, 30, 20)
+    assert np.allclose(x.permute(1, 2, 0).numpy(), arr / 65535.0, atol=1e-6)
+
+
+def test_corrupt_file_names_the_file(tmp_path):
+    p = tmp_path / "bad.png"
+    p.write_bytes(b"this is not an image")
+    with pytest.raises(ImageReadError, match="bad.png.*not a readable image"):
+        read_image(p)
+
+
+def test_truncated_jpeg_names_the_file(tmp_path):
+    p = tmp_path / "t.jpg"
+    Image.fromarray(rand_img(200, 200)).save(p, quality=90)
+    p.write_bytes(p.read_bytes()[:600])
+    with pytest.raises(ImageReadError, match="t.jpg.*(corrupt or truncated|not a readable)"):
+        read_image(p)
+
+
+def test_tiny_and_huge_images_get_clear_errors(tmp_path):
+    p = write_png(tmp_path / "tiny.png", rand_img(3, 5))
+    assert read_image(p).shape == (3, 3, 5)  # allowed by default (min_size=1)
+    with pytest.raises(ImageReadError, match="tiny.png.*5x3 px.*at least 16"):
+        read_image(p, min_size=16)
+    big = write_png(tmp_path / "big.png", rand_img(100, 100))
+    with pytest.raises(ImageReadError, match="big.png.*above the limit.*max_pixels"):
+        read_image(big, max_pixels=5000)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_image(tmp_path / "nope.png")
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    arr = rand_img(10, 30)
+    im = Image.fromarray(arr)
+    exif = im.getexif()
+    exif[0x0112] = 6  # rotate 90 CW on display
+    p = tmp_path / "r.jpg"
+    im.save(p, exif=exif)
+    assert read_image(p).shape == (3, 30, 10)
+
+
+def test_save_image_is_atomic_and_lossless(tmp_path):
+    x = torch.rand(3, 17, 9)
+    p = save_image(x, tmp_path / "o" / "x.png")
+    y = read_image(p)
+    assert (y - x).abs().max() <= 0.5 / 255 + 1e-6
+    assert not list((tmp_path / "o").glob("*.part"))
+    save_image(x, tmp_path / "o" / "x16.tif", bits=16)
+    assert (read_image(tmp_path / "o" / "x16.tif") - x).abs().max() < 1e-4
+
+
+def test_list_images_filters_and_sorts(tmp_path):
+    write_png(tmp_path / "b.png", rand_img())
+    write_png(tmp_path / "a.PNG", rand_img())
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / ".hidden.png").write_bytes(b"")
+    assert [p.name for p in list_images(tmp_path)] == ["a.PNG", "b.png"]

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import structural_similarity
+
+from ttl.metrics import image_metrics, psnr, quantize, rgb_to_y, ssim
+
+
+def _pair(seed=0, h=48, w=40):
+    g = torch.Generator().manual_seed(seed)
+    a = torch.rand(3, h, w, generator=g)
+    b = (a + 0.08 * torch.randn(3, h, w, generator=g)).clamp(0, 1)
+    return a, b
+
+
+def test_y_channel_matches_matlab_rgb2ycbcr():
+    # MATLAB: rgb2ycbcr(uint8([255 255 255])) -> Y = 235; black -> 16; pure red -> 81
+    x = torch.tensor([[[255.0]], [[255.0]], [[255.0]]])
+    assert float(rgb_to_y(x)) == pytest.approx(235.0, abs=1e-3)
+    assert float(rgb_to_y(torch.zeros(3, 1, 1))) == pytest.approx(16.0)
+    red = torch.tensor([[[255.0]], [[0.0]], [[0.0]]])
+    assert float(rgb_to_y(red)) == pytest.approx(16 + 65.481, abs=1e-3)
+
+
+def test_psnr_by_hand():
+    a = torch.zeros(3, 16, 16)
+    b = torch.full((3, 16, 16), 10 / 255)
+    assert float(psnr(a, b, y_channel=False)) == pytest.approx(10 * np.log10(255 ** 2 / 100), abs=1e-9)
+    # on Y: a uniform offset of 10 levels in R, G and B moves Y by 10 * (65.481+128.553+24.966)/255
+    dy = 10 * (65.481 + 128.553 + 24.966) / 255
+    assert float(psnr(a, b)) == pytest.approx(10 * np.log10(255 ** 2 / dy ** 2), abs=1e-9)
+    assert torch.isinf(psnr(a, a))
+
+
+def test_ssim_matches_scikit_image_with_matlab_options():
+    a, b = _pair()
+    ya = rgb_to_y(quantize(a))[0].numpy()
+    yb = rgb_to_y(quantize(b))[0].numpy()
+    # ssim_index.m: gaussian 11x11 sigma 1.5, population covariance, L=255, valid region only
+    ref_map = structural_similarity(ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                    data_range=255, full=True)[1]
+    ref = ref_map[5:-5, 5:-5].mean()
+    assert float(ssim(a, b)) == pytest.approx(ref, abs=1e-6)
+    # RGB: the mean over channels
+    qa, qb = quantize(a).numpy(), quantize(b).numpy()
+    per = [structural_similarity(qa[c], qb[c], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                 data_range=255, full=True)[1][5:-5, 5:-5].mean() for c in range(3)]
+    assert float(ssim(a, b, y_channel=False)) == pytest.approx(np.mean(per), abs=1e-6)
+
+
+def test_identity_and_batches_and_crop():
+    a, b = _pair(1)
+    assert float(ssim(a, a)) == pytest.approx(1.0)
+    m = image_metrics(torch.stack([a, b]), torch.stack([b, b]))
+    assert set(m) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"} and m["psnr_y"].shape == (2,)
+    assert torch.isinf(m["psnr_y"][1])
+    c = psnr(a, b, crop_border=4)
+    assert float(c) == pytest.approx(float(psnr(a[:, 4:-4, 4:-4], b[:, 4:-4, 4:-4])))
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(torch.zeros(3, 8, 8), torch.zeros(3, 8, 9))
+    with pytest.raises(ValueError, match="at least 11x11"):
+        ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))

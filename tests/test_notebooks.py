@@ -1,0 +1,76 @@
+"""The notebooks: every .py/.ipynb pair in sync, one parameters cell, and an end-to-end papermill run at the
+smoke preset."""
+import ast
+import json
+import time
+
+import jupytext
+import pytest
+
+from conftest import REAL_DIR, ROOT
+from ttl.study import list_notebooks, notebook_cells, run_notebook
+
+NOTEBOOKS = list_notebooks(ROOT / "notebooks")
+REQUIRED = {"preset", "seed", "device", "results_dir", "figures_dir", "clean_dir", "synthetic_dir", "real_dir"}
+
+
+def test_the_study_has_its_first_notebook():
+    assert [p.stem for p in NOTEBOOKS][:1] == ["01_statistical_gap_analysis"]
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_pair_is_in_sync(py):
+    ipynb = py.with_suffix(".ipynb")
+    assert ipynb.is_file(), f"{ipynb.name} is missing: run `make study` (or jupytext --sync {py})"
+    a, b = notebook_cells(jupytext.read(py)), notebook_cells(jupytext.read(ipynb))
+    assert a == b, f"{py.name} and {ipynb.name} have drifted apart: run `make study` or `jupytext --sync`"
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_exactly_one_parameters_cell_with_the_standard_names(py):
+    nb = jupytext.read(py)
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1
+    names = {t.id for node in ast.parse(cells[0].source).body if isinstance(node, ast.Assign) for t in node.targets}
+    assert REQUIRED <= names
+    ns = {}
+    exec(cells[0].source, ns)
+    assert ns["preset"] == "default" and ns["device"] == "auto" and ns["real_dir"] is None
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_committed_notebook_is_the_executed_default_run(py):
+    nb = json.loads(py.with_suffix(".ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(c.get("execution_count") for c in code), "committed notebook is not fully executed"
+    assert nb["metadata"].get("papermill", {}).get("parameters", {}).get("preset") == "default"
+
+
+@pytest.mark.slow
+def test_notebook_01_runs_at_smoke(tmp_path):
+    params = {"preset": "smoke", "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
+    if REAL_DIR.is_dir():
+        params["real_dir"] = str(REAL_DIR)
+    t = time.time()
+    run_notebook(ROOT / "notebooks" / "01_statistical_gap_analysis.py", tmp_path / "01.ipynb", params, cwd=ROOT)
+    assert time.time() - t < 60
+    m = json.loads((tmp_path / "results" / "01_statistical_gap_analysis" / "smoke" / "metrics.json").read_text())
+    for key in ("config", "seed", "git_revision", "data_manifest", "c2st_auc", "c2_experiment", "verdicts"):
+        assert key in m
+    if REAL_DIR.is_dir():
+        assert set(m["c2st_auc"]) == {"synthetic", "realistic"}
+        assert all(set(v) == {"synthetic", "realistic"} for v in m["distance_to_real"].values())
+        assert "held_out" in m["data_manifest"]["real"]
+    figs = {p.name for p in (tmp_path / "figures" / "01_statistical_gap_analysis" / "smoke").glob("*.png")}
+    assert {"examples.png", "distributions.png", "spectra.png", "distances.png", "c2_examples.png"} <= figs
+    out = jupytext.read(tmp_path / "01.ipynb")
+    assert notebook_cells(out) == notebook_cells(jupytext.read(ROOT / "notebooks" / "01_statistical_gap_analysis.py"))
+
+
+@pytest.mark.slow
+def test_unknown_preset_fails_at_once_with_the_valid_names(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="valid presets: smoke, default, paper"):
+        run_notebook(ROOT / "notebooks" / "01_statistical_gap_analysis.py", tmp_path / "x.ipynb",
+                     {"preset": "fast", "results_dir": str(tmp_path), "figures_dir": str(tmp_path)}, cwd=ROOT)

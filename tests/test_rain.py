@@ -1,0 +1,136 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ttl.gap import image_statistics, luminance
+from ttl.rain import (RealisticRain, RealisticRainConfig, ScatteringConfig, SyntheticRain, SyntheticRainConfig,
+                      rain_scattering, render_streaks)
+from ttl.scenes import dead_leaves
+from ttl.utils import generator
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    return dead_leaves(4, 96, seed=0)
+
+
+@pytest.mark.parametrize("make", [lambda: SyntheticRain("light"), lambda: SyntheticRain("heavy"), lambda: RealisticRain()])
+def test_renderers_shapes_ranges_determinism(scenes, make):
+    clean, depth = scenes
+    r = make()
+    call = (lambda g: r(clean, g, depth)) if isinstance(r, RealisticRain) else (lambda g: r(clean, g))
+    a, b, c = call(generator(1)), call(generator(1)), call(generator(2))
+    assert a.rainy.shape == clean.shape and a.clean is clean
+    assert a.rainy.min() >= 0 and a.rainy.max() <= 1
+    assert torch.equal(a.rainy, b.rainy)
+    assert not torch.equal(a.rainy, c.rainy)
+    assert torch.allclose(a.rain_layer, a.rainy - a.clean)
+    assert all(v.shape[0] == 4 for v in a.params.values())
+    assert (a.rainy - clean).abs().mean() > 0.005
+
+
+def test_unknown_synthetic_preset():
+    with pytest.raises(ValueError, match="valid: light, heavy"):
+        SyntheticRain("medium")
+
+
+def test_heavy_has_more_rain_than_light(scenes):
+    clean, _ = scenes
+    light = SyntheticRain("light")(clean, generator(0)).rain_layer.mean()
+    heavy = SyntheticRain("heavy")(clean, generator(0)).rain_layer.mean()
+    assert heavy > 1.5 * light
+
+
+def test_streaks_follow_the_requested_direction():
+    b, h, w, m = 1, 128, 128, 20
+    seeds = torch.zeros(b, 1, h + 2 * m, w + 2 * m)
+    g = torch.Generator().manual_seed(0)
+    seeds[torch.rand(seeds.shape, generator=g) < 0.004] = 1.0
+    for deg in (0.0, 30.0, -45.0):
+        s = render_streaks(seeds, torch.tensor([math.radians(deg)]), torch.tensor([25.0]), torch.tensor([0.8]), m)
+        st = image_statistics(s[0].expand(3, h, w).clamp(0, 1), rain_layer=s[0].expand(3, h, w))
+        assert abs(st.scalars["orientation_tilt"] - abs(deg)) < 6, deg
+        assert st.scalars["orientation_spread"] < 8
+        assert st.scalars["streak_length"] > 3 * st.scalars["streak_width"]
+
+
+def test_streak_body_has_seed_brightness():
+    m = 10
+    seeds = torch.zeros(1, 1, 64 + 2 * m, 64 + 2 * m)
+    seeds[0, 0, 32 + m, 32 + m] = 0.7
+    s = render_streaks(seeds, torch.tensor([0.0]), torch.tensor([15.0]), torch.tensor([0.8]), m)
+    assert abs(float(s.max()) - 0.7) < 0.1
+    col = s[0, 0, :, 32]
+    assert int((col > 0.35).sum()) in range(12, 19)  # about the requested length
+
+
+def test_veiling_grows_with_depth():
+    clean = torch.full((1, 3, 64, 64), 0.2)
+    depth = torch.linspace(0, 1, 64).view(1, 1, 1, 64).expand(1, 1, 64, 64).contiguous()
+    cfg = ScatteringConfig(beta=1.0, airlight=0.9, airlight_tint=0.0, forward_blur=0.5, glow=0.0, crf_gamma=2.2)
+    out = rain_scattering(clean, depth, generator(0), cfg).rainy
+    profile = out[0].mean((0, 1))
+    assert torch.all(profile[1:] >= profile[:-1] - 1e-5)  # monotone towards the airlight
+    assert profile[0] < 0.22 and profile[-1] > 0.5
+
+
+def test_scattering_reduces_contrast_and_has_no_streaks(scenes):
+    clean, depth = scenes
+    out = rain_scattering(clean, depth, generator(0)).rainy
+    assert luminance(out).std() < luminance(clean).std()
+    assert out.min() > clean.min()  # airlight lifts the blacks
+
+
+def test_far_layers_hidden_behind_near_surfaces():
+    clean = torch.full((1, 3, 96, 96), 0.3)
+    near = torch.full((1, 1, 96, 96), 0.01)  # a wall right at the camera: no drop is in front of it
+    cfg = RealisticRainConfig(jpeg_quality=None, noise_poisson=1e-9, noise_gauss=1e-9,
+                              scattering=ScatteringConfig(beta=0.0, glow=0.0, forward_blur=0.3))
+    hidden = RealisticRain(cfg)(clean, generator(0), near).rain_layer.abs().mean()
+    open_ = RealisticRain(cfg)(clean, generator(0), torch.ones(1, 1, 96, 96)).rain_layer.abs().mean()
+    assert hidden < 0.1 * open_
+
+
+def test_realistic_noise_and_jpeg_are_measurable(scenes):
+    clean, depth = scenes
+    base = dict(density=1e-6, scattering=ScatteringConfig(beta=0.0, glow=0.0, forward_blur=0.3))
+    quiet = RealisticRain(RealisticRainConfig(noise_poisson=1e-9, noise_gauss=1e-9, jpeg_quality=None, **base))
+    noisy = RealisticRain(RealisticRainConfig(noise_poisson=1e-9, noise_gauss=0.03, jpeg_quality=None, **base))
+    jpeg = RealisticRain(RealisticRainConfig(noise_poisson=1e-9, noise_gauss=1e-9, jpeg_quality=30, **base))
+    s = {k: np.median([image_statistics(x).scalars["noise_sigma"] for x in r(clean, generator(0), depth).rainy])
+         for k, r in (("quiet", quiet), ("noisy", noisy))}
+    assert s["noisy"] > 2 * s["quiet"]
+    blk = [image_statistics(x).scalars["blockiness"] for x in jpeg(clean, generator(0), depth).rainy]
+    blk0 = [image_statistics(x).scalars["blockiness"] for x in quiet(clean, generator(0), depth).rainy]
+    assert np.median(blk) > np.median(blk0) + 0.1
+
+
+def test_perspective_near_streaks_longer_wider_sparser_than_far():
+    from ttl.rain import layer_geometry
+
+    c = RealisticRainConfig(layer_depth=(0.1, 0.3, 0.7))
+    one = torch.ones(2)
+    geo = [layer_geometry(c, d, 40 * one, 2 * one, 1.5 * one, 1e-3 * one, 0.2 * one, 0.4 * one) for d in c.layer_depth]
+    lengths, widths, dens = ([float(g[i][0]) for g in geo] for i in range(3))
+    assert lengths[0] > lengths[1] > lengths[2]
+    assert widths[0] > widths[1] > widths[2]
+    assert dens[0] < dens[1] < dens[2]
+    # rendered: one near layer gives longer streaks than one far layer with the same base values
+    common = dict(jpeg_quality=None, noise_poisson=1e-9, noise_gauss=1e-9, wind_variation=0.0, wind_angle=0.0,
+                  density=(2e-3, 2e-3), length=(40.0, 40.0), width=(1.0, 1.0), defocus=(0.0, 0.0),
+                  opacity=(0.9, 0.9), far_opacity=(0.9, 0.9),
+                  scattering=ScatteringConfig(beta=0.0, glow=0.0, forward_blur=0.3))
+    clean, deep = torch.zeros(1, 3, 160, 160), torch.ones(1, 1, 160, 160)
+    near_only = RealisticRain(RealisticRainConfig(layer_depth=(0.1, 0.7), **common))
+    r = near_only(clean, generator(3), deep)
+    assert r.rainy.max() > 0.3
+
+
+def test_config_round_trip():
+    cfg = RealisticRainConfig(opacity=(0.1, 0.2))
+    again = RealisticRainConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    with pytest.raises(ValueError, match="unknown realistic-rain settings"):
+        RealisticRainConfig.from_dict({"bogus": 1})

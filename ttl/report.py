@@ -1,0 +1,98 @@
+"""Build the README's results section from the files the study wrote (never typed by hand).
+
+``ttl report`` replaces the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
+``README.md`` with tables generated from ``results/*/default/metrics.json``."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .metrics import METRIC_LABELS
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+__all__ = ["results_markdown", "update_readme"]
+
+
+def _ci(v: dict, fmt: str = ".2f") -> str:
+    return f"{v['mean']:{fmt}} [{v['low']:{fmt}}, {v['high']:{fmt}}]"
+
+
+def _gap_section(m: dict) -> list[str]:
+    out = [f"### Notebook 01 — the gap (preset `{m['preset']}`, seed {m['seed']}, revision "
+           f"`{m['git_revision'][:12]}`, {m.get('wall_time_s', 0):.0f} s)", ""]
+    ref = m.get("reference", "real")
+    n_real = len(m["data_manifest"].get("real", {}).get("held_out", []))
+    if ref == "real":
+        out += [f"Distance to **{n_real} held-out real rainy photographs** (never used for calibration): standardised "
+                "1-Wasserstein over images (units of the real photographs' sd) or Jensen–Shannon divergence (bits) "
+                "of pooled histograms, with 95 % bootstrap intervals. Lower is closer.", "",
+                "| statistic | measure | synthetic rain | realistic rain | closer |", "|---|---|---|---|---|"]
+    else:
+        out += ["No real photographs were given: distances are to realistic rain.", "",
+                "| statistic | measure | synthetic rain | | |", "|---|---|---|---|---|"]
+    rows = {}
+    for r in m["distances"]:
+        rows.setdefault((r["statistic"], r["measure"]), {})[r["domain"]] = r
+    for (stat, meas), d in rows.items():
+        s = d.get("synthetic")
+        rr = d.get("realistic")
+        fmt = ".3f" if meas == "JS" else ".2f"
+        cell = lambda r: f"{r['distance']:{fmt}} [{r['low']:{fmt}}, {r['high']:{fmt}}]" if r else ""  # noqa: E731
+        closer = "realistic" if rr and s and rr["distance"] < s["distance"] else ("synthetic" if rr else "")
+        out.append(f"| {stat} | {meas} | {cell(s)} | {cell(rr)} | {closer} |")
+    out.append("")
+    c2 = m.get("c2st", {})
+    if c2:
+        out += ["Classifier two-sample test (logistic regression on the per-image statistics, 5-fold ROC-AUC; 0.5 = "
+                "indistinguishable):", "", "| pair | AUC [95 % CI] | permutation p |", "|---|---|---|"]
+        for k, v in c2.items():
+            name = {"synthetic": f"synthetic vs {ref}", "realistic": f"realistic vs {ref}"}.get(k, k.replace("_", " "))
+            out.append(f"| {name} | {v['auc']:.3f} [{v['low']:.3f}, {v['high']:.3f}] | {v['p_value']:.3g} |")
+        out.append("")
+    e = m["c2_experiment"]
+    out += ["Motivating experiment (C2): a U-Net "
+            f"({e['params'] / 1e6:.2f} M parameters) trained on procedural scenes + synthetic rain, tested on the same "
+            f"{len(e['per_image']['model/synthetic']['psnr_y'])} photograph crops with synthetic or realistic rain "
+            "(mean [95 % CI]):", "",
+            f"| model | test rain | {METRIC_LABELS['psnr_y']} | {METRIC_LABELS['ssim_y']} | {METRIC_LABELS['psnr_rgb']} |",
+            "|---|---|---|---|---|"]
+    for key, v in e["summary"].items():
+        who, dom = key.split("/")
+        out.append(f"| {'rainy input' if who == 'input' else 'supervised on synthetic'} | {dom} | {_ci(v['psnr_y'])} | "
+                   f"{_ci(v['ssim_y'], '.3f')} | {_ci(v['psnr_rgb'])} |")
+    d, g = e["drop_synthetic_minus_realistic"]["psnr_y"], e["gain_over_input_drop"]["psnr_y"]
+    out += ["", f"PSNR-Y drop from synthetic to realistic rain: **{d['mean_diff']:.2f} dB** [{d['low']:.2f}, "
+            f"{d['high']:.2f}] (paired, Wilcoxon p = {d['wilcoxon_p']:.2g}); drop of the gain over the input: "
+            f"{g['mean_diff']:.2f} dB [{g['low']:.2f}, {g['high']:.2f}].", ""]
+    v = m.get("verdicts", {})
+    if v:
+        out += ["Verdicts: " + "; ".join(f"{k} — {val}" for k, val in v.items()) + ".", ""]
+    return out
+
+
+def results_markdown(results_dir: str | Path = "results") -> str:
+    """Markdown for every notebook that has a ``default`` run record."""
+    results_dir = Path(results_dir)
+    parts: list[str] = []
+    p = results_dir / "01_statistical_gap_analysis" / "default" / "metrics.json"
+    if p.is_file():
+        parts += _gap_section(json.loads(p.read_text()))
+    if not parts:
+        parts = ["No `default` run has been recorded yet: run `make study`."]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+def update_readme(readme: str | Path = "README.md", results_dir: str | Path = "results") -> bool:
+    """Replace the README's results block; returns whether the file changed."""
+    readme = Path(readme)
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise ValueError(f"{readme} has no {START} ... {END} block to fill")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    new = f"{head}{START}\n{results_markdown(results_dir)}{END}{tail}"
+    if new != text:
+        readme.write_text(new)
+        return True
+    return False
