@@ -34,7 +34,8 @@ calibrate: venv
 	$(PY) -m ttl calibrate --real-dir $(REAL_DIR)
 
 benchmark: venv
-	$(PY) -m ttl benchmark
+	$(PY) -m ttl benchmark --out results/benchmark_renderers.json
+	$(PY) -m ttl report
 
 clean-venv:
 	rm -rf $(VENV)

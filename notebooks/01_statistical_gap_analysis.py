@@ -38,7 +38,7 @@ device = "auto"  # "auto" picks CUDA, then MPS, then CPU
 results_dir = "results"
 figures_dir = "figures"
 clean_dir = None  # folder of clean images for training the C2 model (None: procedural scenes)
-synthetic_dir = None  # unused here (the synthetic domain is rendered); kept for a uniform interface
+synthetic_dir = None  # a paired synthetic set (Rain100L/H, Rain1400, ...): replaces the rendered synthetic domain
 real_dir = None  # folder of real rainy photographs (None: realistic rain stands in for real)
 show_real_examples = False  # draw real photographs in the example panel (keep False for committed runs)
 # sizes: None = from the preset (see ttl.config.PRESETS)
@@ -64,6 +64,7 @@ from ttl import config as C
 from ttl import gap, plots
 from ttl.calibrate import calibration_digests
 from ttl.experiments import synthetic_to_real_gap
+from ttl.datasets import detect_layout
 from ttl.io import list_images
 from ttl.metrics import METRIC_LABELS
 from ttl.stats import c2st
@@ -74,12 +75,12 @@ cfg = C.resolve_config(preset, dict(gap_size=gap_size, gap_n_rendered=gap_n_rend
                                     bootstrap=bootstrap, c2st_permutations=c2st_permutations, c2_steps=c2_steps,
                                     c2_width=c2_width, c2_n_test=c2_n_test))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
-C.check_dir(synthetic_dir, "synthetic_dir")
+syn_path = C.check_dir(synthetic_dir, "synthetic_dir")
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 pd.set_option("display.precision", 3)
-print(f"preset={preset} seed={seed} device={dev} real_dir={real_path} clean_dir={clean_path}")
+print(f"preset={preset} seed={seed} device={dev} real_dir={real_path} clean_dir={clean_path} synthetic_dir={syn_path}")
 print({k: v for k, v in cfg.items()})
 
 # %% [markdown]
@@ -93,6 +94,11 @@ domains = gap.render_domains(cfg["gap_n_rendered"], cfg["gap_size"], seed)
 images = {"synthetic": domains["synthetic"], "realistic": domains["realistic"]}
 manifest = {"rendered": {"source": "bundled photographs", "n": cfg["gap_n_rendered"], "size": cfg["gap_size"],
                          "seed": seed}}
+if syn_path is not None:  # a public synthetic set stands for the synthetic domain
+    syn_layout, syn_items = detect_layout(syn_path)
+    images["synthetic"] = gap.load_real([it.rainy for it in syn_items], cfg["gap_size"], cfg["gap_n_rendered"])
+    manifest["synthetic"] = {"folder": str(syn_path), "layout": syn_layout,
+                             "files": C.folder_manifest([it.rainy for it in syn_items[:cfg["gap_n_rendered"]]])}
 if real_path is not None:
     cal_files, held_files = gap.real_split(list_images(real_path), calibration_digests())
     if not held_files:  # a user folder the calibration never saw: every file is held out
@@ -102,7 +108,8 @@ if real_path is not None:
                         "calibration_files_excluded": len(cal_files)}
     print(f"real photographs: {len(images['real'])} held out, {len(cal_files)} used for calibration (excluded)")
 ref = "real" if "real" in images else "realistic"
-example = {"clean": domains["clean"][:4], "synthetic": domains["synthetic"][:4], "realistic": domains["realistic"][:4]}
+example = {"clean": domains["clean"][:4], "synthetic": [x[0] if isinstance(x, tuple) else x for x in images["synthetic"][:4]],
+           "realistic": domains["realistic"][:4]}
 if ref == "real" and show_real_examples:
     example["real"] = [x[0] for x in images["real"][:4]]
 fig = plots.image_grid(plots.rain_layer_rows(example, 4), fig_dir / "examples.png", cmap_rows=[
@@ -167,7 +174,7 @@ display(pd.DataFrame(c2).T)
 # over the rainy input.
 
 # %%
-exp = synthetic_to_real_gap(cfg, seed=seed, device=str(dev), clean_dir=clean_path)
+exp = synthetic_to_real_gap(cfg, seed=seed, device=str(dev), clean_dir=clean_path, synthetic_dir=syn_path)
 fig = plots.plot_curves(exp["log"], fig_dir / "c2_training.png", title="supervised on synthetic")
 rows = []
 for key, metrics in exp["summary"].items():

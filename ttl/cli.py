@@ -6,30 +6,33 @@ import json
 import sys
 
 
+def _param(kv: str) -> tuple[str, object]:
+    key, sep, raw = kv.partition("=")
+    if not sep or not key:
+        raise SystemExit(f"--param expects NAME=VALUE, got {kv!r}")
+    try:
+        return key, json.loads(raw)  # numbers, true/false/null, lists, dicts
+    except json.JSONDecodeError:
+        return key, raw  # a plain string
+
+
 def _study(a: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    from .config import write_json
+    from .report import update_readme
     from .study import run_study
 
-    extra = {}
-    if a.real_dir:
-        extra["real_dir"] = a.real_dir
-    if a.results_dir:
-        extra["results_dir"] = a.results_dir
-    if a.figures_dir:
-        extra["figures_dir"] = a.figures_dir
-    if a.device:
-        extra["device"] = a.device
-    for kv in a.param or []:
-        k, _, v = kv.partition("=")
-        extra[k] = json.loads(v) if v[:1] in "[{0123456789-tfn\"" and v not in ("") else v
+    extra = {k: v for k, v in (("real_dir", a.real_dir), ("results_dir", a.results_dir),
+                                ("figures_dir", a.figures_dir), ("device", a.device)) if v}
+    extra.update(_param(kv) for kv in a.param or [])
     times = run_study(a.preset, a.notebooks, a.output_dir, extra)
-    if a.preset == "default" and not a.output_dir and not a.results_dir:
-        from .report import update_readme
-
-        update_readme()
     if a.times:
-        from .config import write_json
-
-        write_json(a.times, {"preset": a.preset, "seconds": times, "total_s": sum(times.values())})
+        write_json(a.times, {"preset": a.preset, "seconds": times, "total_s": sum(times.values()),
+                             "machine": f"{platform.machine()}, {os.cpu_count()} cores"})
+    if a.preset == "default" and not a.output_dir and "results_dir" not in extra:
+        update_readme()
     return 0
 
 
@@ -48,6 +51,13 @@ def _benchmark(a: argparse.Namespace) -> int:
     from .bench import benchmark_renderers
 
     res = benchmark_renderers(size=a.size, batch=a.batch, repeats=a.repeats, threads=a.threads)
+    if a.out:
+        import platform
+
+        from .config import write_json
+
+        write_json(a.out, {"size": a.size, "batch": a.batch, "repeats": a.repeats, "threads": a.threads,
+                           "machine": platform.processor() or platform.machine(), "results": res})
     for k, v in res.items():
         print(f"{k:>12}: {v['median_patches_per_s']:8.1f} patches/s ({a.size}x{a.size}, {a.threads} thread(s), "
               f"median of {a.repeats})")
@@ -88,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--repeats", type=int, default=7)
     b.add_argument("--threads", type=int, default=1)
+    b.add_argument("--out", help="also write the numbers to this JSON file")
     b.set_defaults(fn=_benchmark)
     r = sub.add_parser("report", help="regenerate the README's results section from results/*/default")
     r.add_argument("--readme", default="README.md")

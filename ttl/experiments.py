@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import PairedRainDataset, SceneBank
+from .config import folder_manifest
+from .datasets import LayoutError, PairedFolderDataset, PairedRainDataset, SceneBank
 from .gap import render_domains
 from .models import UNet, count_params
 from .rain import RealisticRain, SyntheticRain
@@ -20,19 +21,31 @@ __all__ = ["synthetic_to_real_gap"]
 
 
 def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "auto", clean_dir=None,
-                          progress: bool = True) -> dict[str, Any]:
-    """Train a U-Net on procedural scenes (or ``clean_dir``) + synthetic rain (light and heavy), then score it
-    on bundled photographs with synthetic rain and with realistic rain (the same clean crops, so every
-    comparison is paired by image). Returns metrics, per-image values, the curves, the model and test tensors.
-    """
-    src = "folder" if clean_dir else "procedural"
-    train_bank = SceneBank(src, "train", cfg["c2_patch"], n=max(64, cfg["c2_steps"] * cfg["c2_batch"] // 4),
-                           seed=seed, folder=clean_dir)
-    val_bank = SceneBank(src, "val", cfg["c2_patch"], n=32, seed=seed, folder=clean_dir)
+                          synthetic_dir=None, progress: bool = True) -> dict[str, Any]:
+    """Train a U-Net on synthetic pairs, then score it on bundled photographs with synthetic rain and with
+    realistic rain (the same clean crops, so every comparison is paired by image).
+
+    Training pairs: procedural scenes (or ``clean_dir``) with light and heavy synthetic rain, or the train
+    split of a paired synthetic dataset ``synthetic_dir`` (any layout of :func:`ttl.datasets.detect_layout`).
+    Returns metrics, per-image values, the curves, the model and the test tensors."""
     renderers = [SyntheticRain("light"), SyntheticRain("heavy")]
-    train = PairedRainDataset(train_bank, renderers, seed=seed)
-    val = PairedRainDataset(val_bank, renderers, seed=seed + 1)
-    vb = val.__getitems__(list(range(len(val_bank))))
+    if synthetic_dir is not None:
+        train = PairedFolderDataset(synthetic_dir, split="train", crop=cfg["c2_patch"], seed=seed)
+        try:
+            val = PairedFolderDataset(synthetic_dir, split="val", crop=cfg["c2_patch"], seed=seed + 1)
+        except LayoutError:  # too few scenes for a validation split: validate on the train split's pairs
+            val = train
+        vb = [val[i] for i in range(min(len(val), 32))]
+        manifest = {"source": "synthetic_dir", "folder": str(synthetic_dir), "layout": train.layout,
+                    "files": folder_manifest([it.rainy for it in train.items])}
+    else:
+        src = "folder" if clean_dir else "procedural"
+        train_bank = SceneBank(src, "train", cfg["c2_patch"], n=max(64, cfg["c2_steps"] * cfg["c2_batch"] // 4),
+                               seed=seed, folder=clean_dir)
+        val_bank = SceneBank(src, "val", cfg["c2_patch"], n=32, seed=seed, folder=clean_dir)
+        train = PairedRainDataset(train_bank, renderers, seed=seed)
+        vb = PairedRainDataset(val_bank, renderers, seed=seed + 1).__getitems__(list(range(len(val_bank))))
+        manifest = train_bank.manifest()
     v_rainy, v_clean = torch.stack([b["rainy"] for b in vb]), torch.stack([b["clean"] for b in vb])
 
     def validate(m):
@@ -77,5 +90,5 @@ def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "aut
         "model": model,
         "outputs": outputs,
         "clean": clean,
-        "train_manifest": train_bank.manifest(),
+        "train_manifest": manifest,
     }

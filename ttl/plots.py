@@ -67,8 +67,8 @@ def rain_layer_rows(images: dict[str, Sequence[torch.Tensor]], n: int) -> dict[s
 def plot_distributions(frame: pd.DataFrame, full: dict, path: str | Path):
     """Orientation and rain-intensity distributions plus every per-image statistic by domain."""
     doms = list(full)
-    fig = plt.figure(figsize=(16, 12))
-    gs = fig.add_gridspec(4, 4)
+    fig = plt.figure(figsize=(16, 15))
+    gs = fig.add_gridspec(5, 4)
     ax = fig.add_subplot(gs[0, :2])
     centres = 0.5 * (ORIENTATION_BINS[1:] + ORIENTATION_BINS[:-1])
     for d in doms:
@@ -85,7 +85,7 @@ def plot_distributions(frame: pd.DataFrame, full: dict, path: str | Path):
     ax.set(xlabel="rain-layer value on streak pixels", ylabel="density", yscale="log",
            title="Rain-layer intensity (pooled)")
     ax.legend()
-    for i, stat in enumerate(STATISTICS[:12]):
+    for i, stat in enumerate(STATISTICS):
         ax = fig.add_subplot(gs[1 + i // 4, i % 4])
         sns.boxplot(data=frame, x="domain", y=stat, hue="domain", palette=DOMAIN_COLORS, ax=ax, fliersize=2,
                     legend=False, order=doms)

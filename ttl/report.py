@@ -80,6 +80,20 @@ def results_markdown(results_dir: str | Path = "results") -> str:
         parts += _gap_section(json.loads(p.read_text()))
     if not parts:
         parts = ["No `default` run has been recorded yet: run `make study`."]
+    t = results_dir / "study_times_default.json"
+    if t.is_file():
+        st = json.loads(t.read_text())
+        parts += [f"Wall time of `make study` (`default`, {st.get('machine', 'this machine')}): "
+                  + ", ".join(f"{k} {v:.0f} s" for k, v in st["seconds"].items())
+                  + f"; total **{st['total_s'] / 60:.1f} min**.", ""]
+    b = results_dir / "benchmark_renderers.json"
+    if b.is_file():
+        bm = json.loads(b.read_text())
+        parts += [f"Rendering throughput (`make benchmark`): {bm['size']}x{bm['size']} procedural patches, batches of "
+                  f"{bm['batch']}, {bm['threads']} thread(s), median of {bm['repeats']} runs:", "",
+                  "| renderer | patches/s |", "|---|---|"]
+        parts += [f"| {k} | {v['median_patches_per_s']:.0f} |" for k, v in bm["results"].items()]
+        parts.append("")
     return "\n".join(parts).rstrip() + "\n"
 
 
