@@ -41,6 +41,10 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2) for i in reversed(range(depth)))
         self.dec = nn.ModuleList(_Block(2 * chs[i], chs[i]) for i in reversed(range(depth)))
         self.out = nn.Conv2d(chs[0], out_ch, 1)
+        # start as the identity (zero residual): with a random residual head the L1 loss first pulls the
+        # network to "change nothing", where sparse rain gives it almost no gradient, and training stalls
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
 
     @property
     def multiple(self) -> int:

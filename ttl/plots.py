@@ -146,7 +146,7 @@ def plot_curves(log: dict, path: str | Path, title: str = "training"):
     k = max(1, len(loss) // 50)
     sm = np.convolve(loss, np.ones(k) / k, mode="valid")
     axes[0].plot(np.arange(len(sm)) + k, sm)
-    axes[0].set(xlabel="step", ylabel="L1 loss", title=f"{title}: training loss", yscale="log")
+    axes[0].set(xlabel="step", ylabel="training loss", title=f"{title}: training loss", yscale="log")
     if log["val"]:
         v = pd.DataFrame(log["val"])
         axes[1].plot(v["step"], v["val_psnr_y"], marker="o")

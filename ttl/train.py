@@ -1,8 +1,13 @@
 """Supervised training and evaluation of a restoration network (used by notebook 01's motivating
 experiment; the method's stages build on the same loop).
 
-One loop, no framework: AdamW, cosine learning-rate schedule with warm-up, gradient clipping, L1 loss,
+One loop, no framework: AdamW, cosine learning-rate schedule with warm-up, gradient clipping, a pixel loss,
 validation at intervals, a JSON-able log of the curves and a tqdm progress bar. Mixed precision on CUDA.
+
+The default loss is MSE. With L1, a residual network that starts at the identity stays there for a long time:
+rain covers a minority of pixels, so the per-pixel median of the residual is zero and L1 rewards changing
+nothing; with a CPU-sized budget (about a thousand steps) L1 training never leaves the identity, MSE does
+(measured: after 500 steps, MSE reaches 0.73x the identity's L1 error, L1 stays at 1.0x).
 """
 from __future__ import annotations
 
@@ -19,7 +24,13 @@ from tqdm.auto import tqdm
 from .metrics import image_metrics
 from .utils import resolve_device
 
-__all__ = ["fit_restorer", "evaluate_pairs", "cosine_lr"]
+__all__ = ["fit_restorer", "evaluate_pairs", "cosine_lr", "LOSSES"]
+
+LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "mse": F.mse_loss,
+    "l1": F.l1_loss,
+    "charbonnier": lambda a, b: torch.sqrt((a - b) ** 2 + 1e-6).mean(),
+}
 
 
 def cosine_lr(step: int, total: int, base: float, warmup: int = 0, floor: float = 0.02) -> float:
@@ -44,11 +55,14 @@ def _batches(ds: Dataset, batch: int, seed: int) -> Iterator[dict[str, torch.Ten
 def fit_restorer(model: nn.Module, train: Dataset, steps: int, batch: int = 8, lr: float = 2e-3,
                  device: str = "auto", seed: int = 0, val_every: int = 0,
                  validate: Callable[[nn.Module], dict[str, float]] | None = None, clip: float = 1.0,
-                 progress: bool = True, desc: str = "train") -> dict[str, list]:
-    """Train ``model`` on ``{"rainy", "clean"}`` batches with an L1 loss for ``steps`` steps.
+                 progress: bool = True, desc: str = "train", loss: str = "mse") -> dict[str, list]:
+    """Train ``model`` on ``{"rainy", "clean"}`` batches with ``loss`` (see :data:`LOSSES`) for ``steps`` steps.
 
     ``validate(model)`` is called every ``val_every`` steps and at the end. Returns the log:
     ``{"step": [...], "loss": [...], "lr": [...], "val": [{"step": s, **metrics}, ...], "time_s": t}``."""
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+    loss_fn = LOSSES[loss]
     dev = resolve_device(device)
     torch.manual_seed(seed)
     model.to(dev).train()
@@ -66,15 +80,15 @@ def fit_restorer(model: nn.Module, train: Dataset, steps: int, batch: int = 8, l
         b = next(it)
         x, y = b["rainy"].to(dev, non_blocking=True), b["clean"].to(dev, non_blocking=True)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = F.l1_loss(model(x), y)
+            err = loss_fn(model(x).float(), y)
         opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
+        scaler.scale(err).backward()
         scaler.unscale_(opt)
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         scaler.step(opt)
         scaler.update()
         log["step"].append(step + 1)
-        log["loss"].append(loss.item())
+        log["loss"].append(err.item())
         log["lr"].append(cur)
         if step % 10 == 0:
             bar.set_postfix(loss=f"{log['loss'][-1]:.4f}")
