@@ -15,6 +15,13 @@ def test_unet_any_size_and_counts():
     assert count_flops(conv_only, 16) == 2 * 8 * 16 * 16 * 3 * 9
 
 
+def test_unknown_loss_is_refused():
+    import pytest
+
+    with pytest.raises(ValueError, match="valid: mse, l1, charbonnier"):
+        fit_restorer(UNet(4, 1), [], steps=1, loss="ssim", progress=False)
+
+
 def test_cosine_schedule():
     assert cosine_lr(0, 100, 1.0, warmup=10) == 0.1
     assert cosine_lr(10, 100, 1.0, warmup=10) == 1.0
@@ -22,11 +29,11 @@ def test_cosine_schedule():
 
 
 def _train(seed):
-    bank = SceneBank("procedural", "train", 24, n=16, seed=0)
+    bank = SceneBank("procedural", "train", 32, n=32, seed=0)
     ds = PairedRainDataset(bank, SyntheticRain("heavy"), seed=0)
     torch.manual_seed(seed)
-    m = UNet(width=4, depth=2)
-    log = fit_restorer(m, ds, steps=30, batch=4, lr=3e-3, device="cpu", seed=seed, progress=False)
+    m = UNet(width=8, depth=2)
+    log = fit_restorer(m, ds, steps=120, batch=4, lr=3e-3, device="cpu", seed=seed, progress=False)
     return m, log, ds
 
 
@@ -35,10 +42,10 @@ def test_training_learns_and_is_reproducible():
     m2, log2, _ = _train(0)
     assert log1["loss"] == log2["loss"]  # same seed, same numbers on CPU
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
-    assert sum(log1["loss"][-5:]) < sum(log1["loss"][:5])
-    batch = ds.__getitems__(list(range(8)))
+    batch = ds.__getitems__(list(range(16)))
     rainy = torch.stack([b["rainy"] for b in batch])
     clean = torch.stack([b["clean"] for b in batch])
-    before = evaluate_pairs(None, rainy, clean, "cpu")["psnr_y"].mean()
-    assert set(evaluate_pairs(m1, rainy, clean, "cpu")) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
-    assert torch.isfinite(before)
+    before = evaluate_pairs(None, rainy, clean, "cpu")
+    after = evaluate_pairs(m1, rainy, clean, "cpu")
+    assert set(after) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
+    assert after["psnr_y"].mean() > before["psnr_y"].mean() + 1.0  # it removes rain, not only copies the input

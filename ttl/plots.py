@@ -103,6 +103,8 @@ def plot_spectra(full: dict, path: str | Path):
     for d, stats in full.items():
         f = stats[0].spectrum[0]
         p = np.stack([s.spectrum[1] for s in stats])
+        ok = np.isfinite(p).any(0)  # the lowest bins are empty for small images
+        f, p = f[ok], p[:, ok]
         med, q1, q3 = np.nanmedian(p, 0), np.nanquantile(p, 0.25, 0), np.nanquantile(p, 0.75, 0)
         ax.loglog(f, med, label=d, color=DOMAIN_COLORS.get(d), lw=2)
         ax.fill_between(f, q1, q3, color=DOMAIN_COLORS.get(d), alpha=0.15)
