@@ -63,10 +63,9 @@ import ttl
 from ttl import config as C
 from ttl import gap, plots
 from ttl.calibrate import calibration_digests
-from ttl.experiments import synthetic_to_real_gap
+from ttl.experiments import gap_experiment_table, synthetic_to_real_gap
 from ttl.datasets import detect_layout
 from ttl.io import list_images
-from ttl.metrics import METRIC_LABELS
 from ttl.stats import c2st
 
 NAME = "01_statistical_gap_analysis"
@@ -176,12 +175,7 @@ display(pd.DataFrame(c2).T)
 # %%
 exp = synthetic_to_real_gap(cfg, seed=seed, device=str(dev), clean_dir=clean_path, synthetic_dir=syn_path)
 fig = plots.plot_curves(exp["log"], fig_dir / "c2_training.png", title="supervised on synthetic")
-rows = []
-for key, metrics in exp["summary"].items():
-    who, dom = key.split("/")
-    rows.append({"model": who, "test rain": dom, **{METRIC_LABELS[m]: f"{v['mean']:.2f} "
-                 f"[{v['low']:.2f}, {v['high']:.2f}]" for m, v in metrics.items()}})
-c2_table = pd.DataFrame(rows)
+c2_table = gap_experiment_table(exp["summary"])
 c2_table.to_csv(res_dir / "c2_table.csv", index=False)
 display(c2_table)
 

@@ -17,7 +17,7 @@ from .stats import bootstrap_ci, paired_bootstrap
 from .train import evaluate_pairs, fit_restorer
 from .utils import generator
 
-__all__ = ["synthetic_to_real_gap"]
+__all__ = ["synthetic_to_real_gap", "gap_experiment_table"]
 
 
 def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "auto", clean_dir=None,
@@ -92,3 +92,21 @@ def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "aut
         "clean": clean,
         "train_manifest": manifest,
     }
+
+
+def gap_experiment_table(summary: dict[str, dict[str, dict[str, float]]]):
+    """The experiment's summary as a table: one row per (model, test rain), ``mean [low, high]`` per metric,
+    with the metric convention in every header (PSNR-Y, SSIM-Y, PSNR-RGB, SSIM-RGB)."""
+    import pandas as pd
+
+    from .metrics import METRIC_LABELS
+
+    rows = []
+    for key, metrics in summary.items():
+        who, dom = key.split("/")
+        row = {"model": "rainy input" if who == "input" else "supervised on synthetic", "test rain": dom}
+        for m, v in metrics.items():
+            f = ".3f" if m.startswith("ssim") else ".2f"
+            row[METRIC_LABELS[m]] = f"{v['mean']:{f}} [{v['low']:{f}}, {v['high']:{f}}]"
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -7,15 +7,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .metrics import METRIC_LABELS
+from .experiments import gap_experiment_table
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 __all__ = ["results_markdown", "update_readme"]
 
 
-def _ci(v: dict, fmt: str = ".2f") -> str:
-    return f"{v['mean']:{fmt}} [{v['low']:{fmt}}, {v['high']:{fmt}}]"
+def _markdown_table(df) -> list[str]:
+    """A pandas DataFrame as GitHub markdown lines (no extra dependency)."""
+    cols = [str(c) for c in df.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return lines
 
 
 def _gap_section(m: dict) -> list[str]:
@@ -54,13 +58,8 @@ def _gap_section(m: dict) -> list[str]:
     out += ["Motivating experiment (C2): a U-Net "
             f"({e['params'] / 1e6:.2f} M parameters) trained on procedural scenes + synthetic rain, tested on the same "
             f"{len(e['per_image']['model/synthetic']['psnr_y'])} photograph crops with synthetic or realistic rain "
-            "(mean [95 % CI]):", "",
-            f"| model | test rain | {METRIC_LABELS['psnr_y']} | {METRIC_LABELS['ssim_y']} | {METRIC_LABELS['psnr_rgb']} |",
-            "|---|---|---|---|---|"]
-    for key, v in e["summary"].items():
-        who, dom = key.split("/")
-        out.append(f"| {'rainy input' if who == 'input' else 'supervised on synthetic'} | {dom} | {_ci(v['psnr_y'])} | "
-                   f"{_ci(v['ssim_y'], '.3f')} | {_ci(v['psnr_rgb'])} |")
+            "(mean [95 % CI]):", ""]
+    out += _markdown_table(gap_experiment_table(e["summary"]))
     d, g = e["drop_synthetic_minus_realistic"]["psnr_y"], e["gain_over_input_drop"]["psnr_y"]
     out += ["", f"PSNR-Y drop from synthetic to realistic rain: **{d['mean_diff']:.2f} dB** [{d['low']:.2f}, "
             f"{d['high']:.2f}] (paired, Wilcoxon p = {d['wilcoxon_p']:.2g}); drop of the gain over the input: "
