@@ -54,18 +54,13 @@ c2_n_test = None
 # %%
 import time
 
-import numpy as np
 import pandas as pd
-import torch
 from IPython.display import display
 
 import ttl
 from ttl import config as C
 from ttl import gap, plots
-from ttl.calibrate import calibration_digests
 from ttl.experiments import gap_experiment_table, synthetic_to_real_gap
-from ttl.datasets import detect_layout
-from ttl.io import list_images
 from ttl.stats import c2st
 
 NAME = "01_statistical_gap_analysis"
@@ -93,19 +88,12 @@ domains = gap.render_domains(cfg["gap_n_rendered"], cfg["gap_size"], seed)
 images = {"synthetic": domains["synthetic"], "realistic": domains["realistic"]}
 manifest = {"rendered": {"source": "bundled photographs", "n": cfg["gap_n_rendered"], "size": cfg["gap_size"],
                          "seed": seed}}
-if syn_path is not None:  # a public synthetic set stands for the synthetic domain
-    syn_layout, syn_items = detect_layout(syn_path)
-    images["synthetic"] = gap.load_real([it.rainy for it in syn_items], cfg["gap_size"], cfg["gap_n_rendered"])
-    manifest["synthetic"] = {"folder": str(syn_path), "layout": syn_layout,
-                             "files": C.folder_manifest([it.rainy for it in syn_items[:cfg["gap_n_rendered"]]])}
+if syn_path is not None:  # a public synthetic set (Rain100L/H, Rain1400...) stands for the synthetic domain
+    images["synthetic"], manifest["synthetic"] = gap.folder_domain(syn_path, cfg["gap_size"], cfg["gap_n_rendered"])
 if real_path is not None:
-    cal_files, held_files = gap.real_split(list_images(real_path), calibration_digests())
-    if not held_files:  # a user folder the calibration never saw: every file is held out
-        cal_files, held_files = [], cal_files
-    images["real"] = gap.load_real(held_files, cfg["gap_size"], cfg["gap_n_real"])
-    manifest["real"] = {"folder": str(real_path), "held_out": C.folder_manifest(held_files[:cfg["gap_n_real"]]),
-                        "calibration_files_excluded": len(cal_files)}
-    print(f"real photographs: {len(images['real'])} held out, {len(cal_files)} used for calibration (excluded)")
+    images["real"], manifest["real"] = gap.real_domain(real_path, cfg["gap_size"], cfg["gap_n_real"])
+    print(f"real photographs: {len(images['real'])} held out, "
+          f"{manifest['real']['calibration_files_excluded']} used for calibration (excluded)")
 ref = "real" if "real" in images else "realistic"
 example = {"clean": domains["clean"][:4], "synthetic": [x[0] if isinstance(x, tuple) else x for x in images["synthetic"][:4]],
            "realistic": domains["realistic"][:4]}
@@ -198,16 +186,7 @@ fig = plots.image_grid(rows, fig_dir / "c2_examples.png")
 # ## 6. Verdicts and the run record
 
 # %%
-verdicts = {}
-if ref == "real":
-    w1 = dist[dist["measure"] == "W1/sd"].pivot(index="statistic", columns="domain", values="distance")
-    n_closer = int((w1["realistic"] < w1["synthetic"]).sum())
-    verdicts["realistic_closer_on_statistics"] = f"{n_closer}/{len(w1)}"
-    verdicts["realistic_closer_on_c2st"] = bool(c2["realistic"]["auc"] < c2["synthetic"]["auc"])
-    verdicts["C1"] = ("supported" if c2["synthetic"]["low"] > 0.5 and c2["synthetic"]["p_value"] < 0.05
-                      else "not supported")
-sig = dr["psnr_y"]["low"] > 0 and gd["psnr_y"]["low"] > 0
-verdicts["C2"] = "supported" if sig else ("mixed" if dr["psnr_y"]["low"] > 0 else "not supported")
+verdicts = gap.gap_verdicts(dist, c2, dr, gd, reference=ref)
 for k, v in verdicts.items():
     print(f"{k}: {v}")
 

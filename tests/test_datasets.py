@@ -6,7 +6,7 @@ from conftest import rand_img, write_png
 from ttl.datasets import (LAYOUTS, LayoutError, PairedFolderDataset, PairedRainDataset, RealDomainUnlabeled, SceneBank,
                           assert_unlabeled, detect_layout, scene_split)
 from ttl.io import ImageReadError
-from ttl.rain import RealisticRain, SyntheticRain
+from ttl.rain import SyntheticRain
 from ttl.scenes import dead_leaves
 
 

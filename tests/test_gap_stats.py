@@ -99,3 +99,41 @@ def test_auc_and_c2st():
     with_nan = rng.normal(size=(30, 3))
     with_nan[0, 0] = np.nan
     assert np.isfinite(c2st(with_nan, rng.normal(size=(30, 3)), n_boot=50, permutations=5).auc)
+
+
+def test_gap_verdicts():
+    import pandas as pd
+
+    from ttl.gap import gap_verdicts
+
+    dist = pd.DataFrame([
+        {"statistic": "a", "domain": "synthetic", "distance": 2.0, "measure": "W1/sd"},
+        {"statistic": "a", "domain": "realistic", "distance": 0.5, "measure": "W1/sd"},
+        {"statistic": "b", "domain": "synthetic", "distance": 0.2, "measure": "W1/sd"},
+        {"statistic": "b", "domain": "realistic", "distance": 0.4, "measure": "W1/sd"},
+    ])
+    c2 = {"synthetic": {"auc": 0.99, "low": 0.95, "p_value": 0.01}, "realistic": {"auc": 0.7, "low": 0.55, "p_value": 0.02}}
+    yes = {"psnr_y": {"low": 1.0}}
+    no = {"psnr_y": {"low": -0.5}}
+    v = gap_verdicts(dist, c2, yes, yes)
+    assert v == {"realistic_closer_on_statistics": "1/2", "realistic_closer_on_c2st": True, "C1": "supported",
+                 "C2": "supported"}
+    assert gap_verdicts(dist, c2, yes, no)["C2"] == "mixed"
+    assert gap_verdicts(dist, c2, no, no)["C2"] == "not supported"
+    c2["synthetic"]["low"] = 0.45
+    assert gap_verdicts(dist, c2, yes, yes)["C1"] == "not supported"
+    assert set(gap_verdicts(dist, c2, yes, yes, reference="realistic")) == {"C2"}
+
+
+def test_real_and_folder_domains(tmp_path):
+    from conftest import rand_img, write_png
+    from ttl.gap import folder_domain, real_domain
+
+    for i in range(5):
+        write_png(tmp_path / "real" / f"{i}.jpg", rand_img(60, 80, seed=i))
+        write_png(tmp_path / "syn" / "input" / f"{i}.png", rand_img(60, 80, seed=i))
+        write_png(tmp_path / "syn" / "target" / f"{i}.png", rand_img(60, 80, seed=9))
+    imgs, man = real_domain(tmp_path / "real", 32, limit=4)
+    assert len(imgs) == 4 and imgs[0][0].shape == (3, 32, 32) and man["calibration_files_excluded"] == 0
+    imgs, man = folder_domain(tmp_path / "syn", 32)
+    assert len(imgs) == 5 and man["layout"] == "rain13k-test"

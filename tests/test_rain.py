@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from ttl.gap import image_statistics, luminance
-from ttl.rain import (RealisticRain, RealisticRainConfig, ScatteringConfig, SyntheticRain, SyntheticRainConfig,
-                      rain_scattering, render_streaks)
+from ttl.rain import (RealisticRain, RealisticRainConfig, ScatteringConfig, SyntheticRain, rain_scattering,
+                      render_streaks)
 from ttl.scenes import dead_leaves
 from ttl.utils import generator
 

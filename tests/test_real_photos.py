@@ -1,7 +1,5 @@
 """The realistic renderer against real rainy photographs it was not calibrated on (skipped without them)."""
-import numpy as np
-
-from ttl.calibrate import calibration_digests
+from ttl.rain import calibration_digests
 from ttl.gap import STATISTICS, gap_distances, load_real, real_split, render_domains, statistics_frame
 from ttl.io import list_images
 from ttl.stats import c2st

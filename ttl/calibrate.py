@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +147,3 @@ def _calibrate(real_dir, size, n, iterations, offspring, seed, out, base, progre
     if out is not None:
         write_json(out, record)
     return record
-
-
-def calibration_digests() -> set[str] | None:
-    """SHA-256 digests of the photographs the shipped calibration used (``None`` if there is none)."""
-    import json
-
-    if not CALIBRATION_FILE.is_file():
-        return None
-    return {f["sha256"] for f in json.loads(CALIBRATION_FILE.read_text())["calibration_files"]}

@@ -23,7 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
-from .rain import RealisticRain, SyntheticRain
+from .rain import RealisticRain
 from .scenes import SPLITS, bundled_photos, dead_leaves, heuristic_depth, random_crop, resize_short_side
 from .utils import generator
 

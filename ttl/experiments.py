@@ -12,10 +12,9 @@ from .config import folder_manifest
 from .datasets import LayoutError, PairedFolderDataset, PairedRainDataset, SceneBank
 from .gap import render_domains
 from .models import UNet, count_params
-from .rain import RealisticRain, SyntheticRain
+from .rain import SyntheticRain
 from .stats import bootstrap_ci, paired_bootstrap
 from .train import evaluate_pairs, fit_restorer
-from .utils import generator
 
 __all__ = ["synthetic_to_real_gap", "gap_experiment_table"]
 

@@ -26,7 +26,6 @@ Per-image statistics (:data:`STATISTICS`):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,7 @@ from .scenes import _gaussian_blur
 
 __all__ = ["STATISTICS", "rain_layer_estimate", "luminance", "image_statistics", "ImageStats",
            "radial_power_spectrum", "ORIENTATION_BINS", "real_split", "load_real", "render_domains",
-           "statistics_frame", "gap_distances"]
+           "statistics_frame", "gap_distances", "real_domain", "folder_domain", "gap_verdicts"]
 
 STATISTICS = ["orientation_spread", "orientation_tilt", "coherence", "streak_length", "streak_width",
               "streak_density", "rain_intensity", "rain_chroma", "spectral_slope", "dark_channel", "rms_contrast",
@@ -263,6 +262,52 @@ def render_domains(n: int, size: int, seed: int, realistic=None, clean_images: l
         syn.append(SyntheticRain("heavy" if half else "light")(x, generator(seed * 7919 + k)).rainy)
         rea.append(real_r(x, generator(seed * 104729 + k)).rainy)
     return {"clean": list(clean), "synthetic": list(torch.cat(syn)), "realistic": list(torch.cat(rea))}
+
+
+def real_domain(folder, size: int, limit: int | None = None) -> tuple[list, dict]:
+    """Real rainy photographs of ``folder`` that the shipped calibration did **not** use, loaded as in
+    :func:`load_real`, with their manifest. A folder the calibration never saw is used whole."""
+    from .config import folder_manifest
+    from .io import list_images
+    from .rain import calibration_digests
+
+    cal, held = real_split(list_images(folder), calibration_digests())
+    if not held:  # no file of this folder was calibrated on
+        cal, held = [], cal
+    if not held:
+        raise FileNotFoundError(f"real_dir={str(folder)!r} holds no images; pass a folder of real rainy photographs")
+    held = held[:limit]
+    return load_real(held, size), {"folder": str(folder), "held_out": folder_manifest(held),
+                                   "calibration_files_excluded": len(cal)}
+
+
+def folder_domain(folder, size: int, limit: int | None = None) -> tuple[list, dict]:
+    """The rainy images of a dataset folder in any known layout (e.g. Rain100L/H as the synthetic domain),
+    loaded as in :func:`load_real`, with their manifest."""
+    from .config import folder_manifest
+    from .datasets import detect_layout
+
+    layout, items = detect_layout(folder)
+    paths = [it.rainy for it in items][:limit]
+    return load_real(paths, size), {"folder": str(folder), "layout": layout, "files": folder_manifest(paths)}
+
+
+def gap_verdicts(dist, c2st_results: dict, drop: dict, gain_drop: dict, reference: str = "real") -> dict:
+    """Verdicts of notebook 01. C1 (the gap) is supported when a classifier tells synthetic rain from real
+    photographs (AUC interval above 0.5, permutation p < 0.05); C2 (the failure) when the PSNR-Y drop from
+    synthetic to realistic test rain *and* the drop of the gain over the input both have intervals above 0
+    ("mixed" when only the first does). Also: on how many statistics, and on the two-sample test, realistic
+    rain is closer to the real photographs than synthetic rain (only when ``reference`` is ``"real"``)."""
+    v: dict = {}
+    if reference == "real":
+        w1 = dist[dist["measure"] == "W1/sd"].pivot(index="statistic", columns="domain", values="distance")
+        v["realistic_closer_on_statistics"] = f"{int((w1['realistic'] < w1['synthetic']).sum())}/{len(w1)}"
+        v["realistic_closer_on_c2st"] = bool(c2st_results["realistic"]["auc"] < c2st_results["synthetic"]["auc"])
+        syn = c2st_results["synthetic"]
+        v["C1"] = "supported" if syn["low"] > 0.5 and syn["p_value"] < 0.05 else "not supported"
+    d, g = drop["psnr_y"], gain_drop["psnr_y"]
+    v["C2"] = "supported" if d["low"] > 0 and g["low"] > 0 else ("mixed" if d["low"] > 0 else "not supported")
+    return v
 
 
 def statistics_frame(images: list, domain: str):

@@ -13,8 +13,6 @@ Column names follow the convention of the tables: ``psnr_y`` (PSNR-Y), ``ssim_y`
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 

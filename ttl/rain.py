@@ -26,7 +26,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Union
 
@@ -41,7 +41,7 @@ Range = Union[float, tuple[float, float]]
 
 __all__ = ["SyntheticRainConfig", "RealisticRainConfig", "ScatteringConfig", "SyntheticRain", "RealisticRain",
            "RainSample", "rain_scattering", "render_streaks", "jpeg_compress", "SYNTHETIC_PRESETS",
-           "calibrated_realistic_config", "layer_geometry"]
+           "calibrated_realistic_config", "calibration_digests", "layer_geometry"]
 
 
 @dataclass
@@ -313,6 +313,13 @@ def calibrated_realistic_config() -> RealisticRainConfig:
     return RealisticRainConfig()
 
 
+def calibration_digests() -> set[str] | None:
+    """SHA-256 digests of the photographs the shipped calibration used (``None`` if there is none)."""
+    if not CALIBRATION_FILE.is_file():
+        return None
+    return {f["sha256"] for f in json.loads(CALIBRATION_FILE.read_text())["calibration_files"]}
+
+
 def jpeg_compress(x: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
     """JPEG round trip of each image (B,3,H,W) at its own quality (4:2:0 chroma, as cameras and the web do)."""
     out = []
@@ -371,7 +378,6 @@ class RealisticRain:
         gain = _draw(c.radiance_gain, b, g).view(b, 1, 1, 1)
         radiance = (gain * (env_share * env + (1 - env_share) * a_lin)).clamp(0, 1.5)
 
-        d0 = c.layer_depth[0]
         dens0 = _draw(c.density, b, g, log=True)
         len0 = _draw(c.length, b, g) * _draw(c.exposure, b, g) * scale
         wid0 = _draw(c.width, b, g) * max(scale, 0.5)
