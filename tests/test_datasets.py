@@ -211,3 +211,16 @@ def test_assert_unlabeled_refuses_ground_truth():
     assert_unlabeled({"rainy": torch.zeros(1)})
     with pytest.raises(RuntimeError, match="ground truth must never reach training"):
         assert_unlabeled({"rainy": torch.zeros(1), "clean": torch.zeros(1)})
+
+
+def test_scene_bank_from_a_folder_crops_and_names_bad_files(tmp_path):
+    for i in range(20):
+        write_png(tmp_path / "clean" / f"img{i:02d}.png", rand_img(50, 70, seed=i))
+    bank = SceneBank("folder", "train", 32, folder=tmp_path / "clean")
+    assert 10 <= len(bank) < 20  # about 80 % of the scenes
+    img, depth = bank.get(0, torch.Generator().manual_seed(0))
+    assert img.shape == (3, 32, 32) and depth.shape == (1, 32, 32)
+    assert bank.manifest()["files"][0]["sha256"]
+    write_png(bank.paths[1], rand_img(8, 8))  # replace a train image by a tiny one
+    with pytest.raises(ImageReadError, match=f"{bank.paths[1].name}.*at least 32"):
+        bank.get(1, torch.Generator().manual_seed(0))

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 from torch.utils.data import Dataset
@@ -91,12 +91,17 @@ class SceneBank:
     def __len__(self) -> int:
         return len(self.images) if self.source == "procedural" else len(self.paths)
 
+    CACHE_IMAGES = 256  # folder images kept in memory (the rest are read again when drawn)
+
     def _load(self, i: int) -> torch.Tensor:
         if self.source == "photos":
             return self._cache[i]
-        if i not in self._cache:
-            self._cache[i] = read_image(self.paths[i], min_size=self.size)
-        return self._cache[i]
+        if i in self._cache:
+            return self._cache[i]
+        img = read_image(self.paths[i], min_size=self.size)
+        if len(self._cache) < self.CACHE_IMAGES:
+            self._cache[i] = img
+        return img
 
     def get(self, i: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Scene ``i`` (a random crop and flip drawn from ``g`` for photos and folders)."""
@@ -116,10 +121,6 @@ class SceneBank:
         if self.source == "procedural":
             return {"source": "procedural", "split": self.split, "n": len(self), "size": self.size, "seed": self.seed}
         return {"source": self.source, "split": self.split, "size": self.size, "files": folder_manifest(self.paths)}
-
-
-def _batched(items: Sequence[int], fn: Callable[[list[int]], list[dict]]) -> list[dict]:
-    return fn(list(items))
 
 
 class PairedRainDataset(Dataset):

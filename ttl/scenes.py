@@ -9,7 +9,7 @@ Every source yields float32 RGB tensors in ``[0, 1]`` with a *depth* map in ``[0
 * :func:`bundled_photos` lists the natural photographs shipped inside our dependencies (scikit-image's
   ``astronaut``, ``chelsea``, ``coffee``, ``rocket``, ``motorcycle_left``/``right``; scikit-learn's
   ``china``/``flower`` when installed; matplotlib's ``grace_hopper``). They are for **test** splits only.
-* :class:`FolderScenes` reads any folder of clean images.
+* user folders of clean images are read by :class:`ttl.datasets.SceneBank` (``source="folder"``).
 
 Photographs carry no depth; :func:`heuristic_depth` stands in (farther towards the top, bright smooth regions
 such as sky farther).
@@ -19,19 +19,16 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .io import list_images, read_image
 from .utils import generator
 
-__all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "FolderScenes", "random_crop",
+__all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "random_crop",
            "resize_short_side", "scene_seed", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
@@ -223,22 +220,3 @@ def random_crop(img: torch.Tensor, size: int, g: torch.Generator, *others: torch
     y = int(torch.randint(0, h - size + 1, (1,), generator=g))
     x = int(torch.randint(0, w - size + 1, (1,), generator=g))
     return tuple(t[..., y:y + size, x:x + size] for t in (img, *others))
-
-
-class FolderScenes:
-    """Clean images from a user folder (recursively). Files that cannot be read raise :class:`ImageReadError`."""
-
-    def __init__(self, folder: str | os.PathLike, min_size: int = 16):
-        self.folder = Path(folder)
-        if not self.folder.is_dir():
-            raise FileNotFoundError(f"clean_dir={str(folder)!r} is not a folder. Pass a folder of clean images.")
-        self.paths: Sequence[Path] = list_images(self.folder, recursive=True)
-        if not self.paths:
-            raise FileNotFoundError(f"clean_dir={str(folder)!r} holds no images (extensions: png, jpg, tif, bmp, webp).")
-        self.min_size = min_size
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def load(self, i: int) -> torch.Tensor:
-        return read_image(self.paths[i], min_size=self.min_size)

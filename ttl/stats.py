@@ -13,7 +13,7 @@ import torch
 from scipy import stats as sps
 
 __all__ = ["bootstrap_ci", "paired_bootstrap", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
-           "auc", "c2st", "C2STResult", "standardize"]
+           "auc", "c2st", "C2STResult"]
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -47,14 +47,6 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 1000,
     except ValueError:
         p = float("nan")
     return {"mean_diff": est, "low": lo, "high": hi, "wilcoxon_p": p, "n": int(d.size)}
-
-
-def standardize(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """``(x - mean(ref)) / std(ref)`` (finite values of ``ref``; std floored to avoid division by zero)."""
-    ref = np.asarray(ref, float)
-    ref = ref[np.isfinite(ref)]
-    sd = ref.std() if ref.size > 1 else 1.0
-    return (np.asarray(x, float) - ref.mean()) / max(sd, 1e-12)
 
 
 def wasserstein_distance_ci(x: Sequence[float], ref: Sequence[float], n_boot: int = 1000, level: float = 0.95,

@@ -1,4 +1,4 @@
-"""Small helpers shared by the library: device choice, seeding, image-tensor conversions."""
+"""Small helpers shared by the library: device choice and seeding."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "to_numpy_image", "to_tensor_image", "generator"]
+__all__ = ["resolve_device", "seed_everything", "generator"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -40,19 +40,3 @@ def generator(seed: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(int(seed))
     return g
-
-
-def to_numpy_image(x: torch.Tensor) -> np.ndarray:
-    """(3,H,W) or (H,W) tensor in [0,1] -> float32 array (H,W,3) or (H,W)."""
-    x = x.detach().float().cpu()
-    if x.ndim == 3:
-        x = x.permute(1, 2, 0)
-    return x.numpy()
-
-
-def to_tensor_image(a: np.ndarray) -> torch.Tensor:
-    """(H,W,3) or (H,W) array -> float32 tensor (3,H,W) or (H,W)."""
-    t = torch.from_numpy(np.ascontiguousarray(a)).float()
-    if t.ndim == 3:
-        t = t.permute(2, 0, 1).contiguous()
-    return t
