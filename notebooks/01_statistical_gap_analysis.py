@@ -64,7 +64,7 @@ from ttl.experiments import gap_experiment_table, synthetic_to_real_gap
 from ttl.stats import c2st
 
 NAME = "01_statistical_gap_analysis"
-started = time.time()
+started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(gap_size=gap_size, gap_n_rendered=gap_n_rendered, gap_n_real=gap_n_real,
                                     bootstrap=bootstrap, c2st_permutations=c2st_permutations, c2_steps=c2_steps,
                                     c2_width=c2_width, c2_n_test=c2_n_test))
@@ -206,6 +206,6 @@ if ref == "real":
     metrics["distance_to_real"] = {s: {"synthetic": float(wide.loc[s, "synthetic"]),
                                        "realistic": float(wide.loc[s, "realistic"])} for s in wide.index}
 manifest["c2_train"] = exp["train_manifest"]
-record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started)
+record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} and figures in {fig_dir} ({record['wall_time_s']:.0f} s)")

@@ -176,8 +176,11 @@ def run_dirs(results_dir: str | os.PathLike, figures_dir: str | os.PathLike, not
 
 
 def run_record(notebook: str, config: Mapping[str, Any], seed: int, device: str, manifest: Any,
-               metrics: Mapping[str, Any], started: float | None = None) -> dict[str, Any]:
-    """The ``metrics.json`` content: config, seed, git revision, environment, data manifest and metrics."""
+               metrics: Mapping[str, Any], started: float | None = None, revision: str | None = None) -> dict[str, Any]:
+    """The ``metrics.json`` content: config, seed, git revision, environment, data manifest and metrics.
+
+    Pass the ``revision`` read when the run started (:func:`git_revision`): by the end, the run's own outputs
+    (tracked results and notebooks) make the checkout look dirty."""
     import time
 
     import torch
@@ -187,7 +190,7 @@ def run_record(notebook: str, config: Mapping[str, Any], seed: int, device: str,
         "preset": config.get("preset"),
         "seed": seed,
         "config": dict(config),
-        "git_revision": git_revision(),
+        "git_revision": revision or git_revision(),
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "environment": {
             "python": sys.version.split()[0],
