@@ -1,0 +1,98 @@
+"""The training engine: atomic checkpoints, resume after a kill, safe loading, DDP on CPU."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from ttl.engine import CheckpointError, TrainConfig, load_checkpoint, save_checkpoint, train
+
+sys.path.insert(0, str(ROOT / "tests"))
+import _engine_job as job  # noqa: E402
+
+
+def _params(model):
+    return [p.detach().clone() for p in model.parameters()]
+
+
+def test_training_reduces_the_loss_and_writes_a_checkpoint(tmp_path):
+    model, log = job.run(tmp_path, steps=40)
+    assert sum(log["loss"][-5:]) < 0.5 * sum(log["loss"][:5])
+    state = load_checkpoint(tmp_path / "last.pt")
+    assert state["step"] == 40 and set(state) >= {"model", "optimizer", "scheduler", "rng", "step", "log"}
+    assert json.loads((tmp_path / "log.json").read_text())["step"][-1] == 40
+    assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_a_killed_run_resumes_and_ends_where_an_uninterrupted_run_ends(tmp_path):
+    ref_model, ref_log = job.run(tmp_path / "ref")
+    r = subprocess.run([sys.executable, str(ROOT / "tests" / "_engine_job.py"), str(tmp_path / "killed"), "13"],
+                       cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 9, r.stderr  # killed at step 13: the last checkpoint is step 10
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["step"] == 10
+    model, log = job.run(tmp_path / "killed")  # the same command again
+    assert log["resumed_from"] == 10
+    assert log["loss"] == ref_log["loss"]  # same numbers on CPU, the dropout masks included
+    for a, b in zip(_params(model), _params(ref_model)):
+        assert torch.equal(a, b)
+
+
+class Payload:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_a_checkpoint_carrying_a_pickled_object_is_refused(tmp_path):
+    p = tmp_path / "evil.pt"
+    torch.save({"model": {}, "extra": Payload()}, p)
+    with pytest.raises(CheckpointError, match="weights_only=True"):
+        load_checkpoint(p)
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x80\x04 not a checkpoint")
+    with pytest.raises(CheckpointError, match="broken.pt"):
+        load_checkpoint(broken)
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path):
+    p = save_checkpoint(tmp_path / "last.pt", {"step": 1, "w": torch.ones(3)})
+    with pytest.raises(Exception):
+        save_checkpoint(p, {"step": 2, "w": lambda: 0})  # cannot be pickled
+    assert load_checkpoint(p)["step"] == 1
+    assert not list(tmp_path.glob(".*tmp"))  # the partial file is cleaned up
+
+
+def test_a_checkpoint_of_another_model_is_reported(tmp_path):
+    job.run(tmp_path, steps=5)
+    other = torch.nn.Linear(5, 2)
+    with pytest.raises(CheckpointError, match="does not fit this model"):
+        train(other, job.Pairs(), job.step_fn, TrainConfig(steps=10, batch=8, progress=False, device="cpu"),
+              run_dir=tmp_path)
+
+
+def test_bad_batch_for_the_dataset():
+    with pytest.raises(ValueError, match="fewer than one batch"):
+        train(job.make_model(), job.Pairs(), job.step_fn, TrainConfig(steps=2, batch=128, progress=False,
+                                                                      device="cpu"))
+
+
+@pytest.mark.slow
+def test_two_process_gloo_ddp_trains_like_one_process(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "tests" / "_engine_job.py"), str(tmp_path / "ddp"), "none"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "OMP_NUM_THREADS": "1", "TTL_TEST_DROPOUT": "0"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    ranks = [json.loads((tmp_path / "ddp" / f"rank{k}.json").read_text()) for k in (0, 1)]
+    assert ranks[0]["params"] == ranks[1]["params"]  # DDP keeps the replicas identical
+    assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 20
+    single_model, single_log = job.run(tmp_path / "single", dropout=0.0)
+    # each rank takes half of every global batch; DDP averages the two half-batch gradients, which is the
+    # full batch's gradient: the same training as one process, up to floating-point summation order
+    for a, b in zip(ranks[0]["params"], _params(single_model)):
+        assert torch.allclose(torch.tensor(a), b.flatten(), atol=1e-5)
+    assert ranks[0]["loss"] == pytest.approx(single_log["loss"], rel=1e-4)

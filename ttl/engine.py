@@ -1,0 +1,258 @@
+"""The training engine: one readable loop for every stage (teachers, distillation, fine-tuning, baselines).
+
+* ``step_fn(model, batch) -> loss`` says what a stage optimises; the engine does the rest: AdamW, a
+  warm-up + cosine learning-rate schedule (``LambdaLR``), gradient clipping, bf16 autocast on CUDA,
+  validation every ``val_every`` steps, a JSON log of the curves, a tqdm progress bar.
+* **Checkpoints** (``{run_dir}/last.pt``) are written atomically (temporary file, then ``os.replace``) and hold
+  the model, optimiser, scheduler, every RNG state, the step and the log. A killed run started again with the
+  same arguments resumes from its last checkpoint and ends where an uninterrupted run ends: the data order is a
+  function of (seed, epoch) and the position in the epoch, not of history.
+* Every load goes through :func:`load_checkpoint`, i.e. ``torch.load(..., weights_only=True)``: a file that
+  carries a pickled object is refused, never executed.
+* **Several GPUs**: launched with ``torchrun --nproc_per_node N``, the same call trains with DDP (NCCL on GPU,
+  gloo on CPU). The global batch is ``batch``; each rank takes its share of every step's batch, and only rank 0
+  writes checkpoints and logs.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import Dataset, default_collate
+from tqdm.auto import tqdm
+
+from .utils import resolve_device
+
+__all__ = ["TrainConfig", "train", "save_checkpoint", "load_checkpoint", "CheckpointError", "distributed_context"]
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be loaded safely or does not fit; the message names the file."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything the loop needs besides the model, the data and the loss."""
+
+    steps: int
+    batch: int = 8  # global batch (split across ranks under DDP)
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup: int | None = None  # steps of linear warm-up (default: steps // 20)
+    lr_floor: float = 0.02  # the cosine ends at lr * lr_floor
+    clip: float = 1.0
+    val_every: int = 0  # 0: validate only at the end
+    ckpt_every: int = 0  # 0: checkpoint only at the end
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast, on CUDA only
+    progress: bool = True
+    desc: str = "train"
+
+
+# ------------------------------------------------------------------------------------------ checkpoints
+def _rng_state() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *map(_plain, np_state[2:]))}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _plain(x):
+    return x.item() if hasattr(x, "item") else x
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then an atomic rename: a crash never leaves a
+    half-written checkpoint under ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)``: tensors and plain containers only."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # UnpicklingError for pickled objects, RuntimeError/EOFError for broken files
+        raise CheckpointError(f"{path}: refused or unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+                              "Checkpoints are loaded with weights_only=True and may hold only tensors and plain "
+                              "containers; re-save it with ttl, or do not load files from untrusted sources.") from None
+
+
+# ------------------------------------------------------------------------------------------ distribution
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context(device: torch.device) -> _Dist:
+    """Join the process group when launched by ``torchrun`` (``WORLD_SIZE`` > 1): NCCL on CUDA, gloo on CPU."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator()
+    g.manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=g)
+
+
+def _batches(data: Dataset, batch: int, seed: int, start_step: int, ctx: _Dist) -> Iterator[dict]:
+    """Batches from ``start_step`` on. Step ``s`` always gets the same global batch, whatever happened before;
+    under DDP each rank takes every ``world``-th item of it."""
+    n = len(data)
+    per_epoch = n // batch
+    if per_epoch == 0:
+        raise ValueError(f"dataset has {n} items, fewer than one batch of {batch}")
+    step = start_step
+    while True:
+        epoch, offset = divmod(step, per_epoch)
+        if hasattr(data, "set_epoch"):
+            data.set_epoch(epoch)
+        order = _epoch_order(n, seed, epoch)
+        for k in range(offset, per_epoch):
+            idx = order[k * batch:(k + 1) * batch].tolist()[ctx.rank::ctx.world]
+            items = data.__getitems__(idx) if hasattr(data, "__getitems__") else [data[i] for i in idx]
+            yield default_collate(items)
+            step += 1
+
+
+# ---------------------------------------------------------------------------------------------- the loop
+def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], torch.Tensor], cfg: TrainConfig,
+          run_dir: str | os.PathLike | None = None, validate: Callable[[nn.Module], dict[str, float]] | None = None,
+          parameters: list[nn.Parameter] | None = None, resume: bool = True,
+          on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train ``model`` for ``cfg.steps`` steps minimising ``step_fn(model, batch)``.
+
+    ``run_dir``: where ``last.pt`` and ``log.json`` go (``None``: no checkpoints). With ``resume=True`` an
+    existing ``last.pt`` is loaded and training continues from its step. ``parameters``: what to optimise
+    (default: every parameter that requires grad). ``validate(model)`` runs every ``cfg.val_every`` steps and
+    at the end, on rank 0. ``on_step(step)`` is called after each step (tests use it to simulate a kill).
+    Returns the log: ``step``, ``loss``, ``lr`` lists, ``val`` records, ``time_s``, ``resumed_from``."""
+    dev = resolve_device(cfg.device)
+    ctx = distributed_context(dev)
+    if dev.type == "cuda" and ctx.world > 1:
+        dev = torch.device("cuda", ctx.local_rank)
+        torch.cuda.set_device(dev)
+    if cfg.batch % ctx.world:
+        raise ValueError(f"batch={cfg.batch} is not divisible by the {ctx.world} processes; use a multiple")
+    torch.manual_seed(cfg.seed)
+    model.to(dev).train()
+    params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    warmup = cfg.warmup if cfg.warmup is not None else max(1, cfg.steps // 20)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        t = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
+        return cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    log: dict[str, Any] = {"step": [], "loss": [], "lr": [], "val": [], "time_s": 0.0, "resumed_from": None}
+    start = 0
+    ckpt = Path(run_dir) / "last.pt" if run_dir is not None else None
+    if ckpt is not None and resume and ckpt.is_file():
+        state = load_checkpoint(ckpt, map_location=dev)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0]}); delete it or use "
+                                  "another run_dir") from None
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        _set_rng_state(state["rng"])
+        start = int(state["step"])
+        log = json.loads(state["log"])
+        log["resumed_from"] = start
+    net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
+        if ctx.world > 1 else model
+    amp = cfg.amp and dev.type == "cuda"
+
+    def checkpoint(step: int) -> None:
+        if ckpt is None or not ctx.main:
+            return
+        save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                               "scheduler": sched.state_dict(), "rng": _rng_state(), "step": step,
+                               "log": json.dumps(log), "config": json.dumps(asdict(cfg))})
+        (Path(run_dir) / "log.json").write_text(json.dumps(log))
+
+    t0 = time.time() - float(log.get("time_s", 0.0))
+    batches = _batches(data, cfg.batch, cfg.seed, start, ctx)
+    bar = tqdm(range(start, cfg.steps), desc=cfg.desc, disable=not (cfg.progress and ctx.main), mininterval=2,
+               initial=start, total=cfg.steps)
+    for step in bar:
+        b = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss = step_fn(net, b)
+        opt.zero_grad(set_to_none=True)
+        loss.float().backward()
+        if cfg.clip:
+            nn.utils.clip_grad_norm_(params, cfg.clip)
+        opt.step()
+        sched.step()
+        value = loss.detach().float()
+        if ctx.world > 1:
+            dist.all_reduce(value)
+            value /= ctx.world
+        log["step"].append(step + 1)
+        log["loss"].append(value.item())
+        log["lr"].append(opt.param_groups[0]["lr"])
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{log['loss'][-1]:.4g}")
+        last = step + 1 == cfg.steps
+        if validate is not None and ctx.main and ((cfg.val_every and (step + 1) % cfg.val_every == 0) or last):
+            model.eval()
+            with torch.no_grad():
+                log["val"].append({"step": step + 1, **validate(model)})
+            model.train()
+        log["time_s"] = time.time() - t0
+        if last or (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0):
+            checkpoint(step + 1)
+        if on_step is not None:
+            on_step(step + 1)
+    model.eval()
+    if ctx.world > 1:
+        dist.barrier()
+    return log
