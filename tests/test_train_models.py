@@ -3,7 +3,8 @@ import torch
 from ttl.datasets import PairedRainDataset, SceneBank
 from ttl.models import UNet, count_flops, count_params
 from ttl.rain import SyntheticRain
-from ttl.train import cosine_lr, evaluate_pairs, fit_restorer
+from ttl.engine import lr_factor
+from ttl.train import evaluate_pairs, fit_restorer
 
 
 def test_unet_any_size_and_counts():
@@ -23,9 +24,9 @@ def test_unknown_loss_is_refused():
 
 
 def test_cosine_schedule():
-    assert cosine_lr(0, 100, 1.0, warmup=10) == 0.1
-    assert cosine_lr(10, 100, 1.0, warmup=10) == 1.0
-    assert abs(cosine_lr(100, 100, 1.0, warmup=10) - 0.02) < 1e-9
+    assert lr_factor(0, 100, warmup=10) == 0.1
+    assert lr_factor(10, 100, warmup=10) == 1.0
+    assert abs(lr_factor(100, 100, warmup=10) - 0.02) < 1e-9
 
 
 def _train(seed):
@@ -49,3 +50,36 @@ def test_training_learns_and_is_reproducible():
     after = evaluate_pairs(m1, rainy, clean, "cpu")
     assert set(after) == {"psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"}
     assert after["psnr_y"].mean() > before["psnr_y"].mean() + 1.0  # it removes rain, not only copies the input
+
+
+def test_method_networks_any_size_features_and_identity_start():
+    import pytest
+
+    from ttl.models import Adapters, RecognitionNet, RestorationNet, build_model
+
+    t1, t2, st = RecognitionNet(8, depth=3), RestorationNet(8, depth=3), RestorationNet(4, depth=3)
+    for h, w in ((1, 1), (7, 13), (33, 20)):
+        x = torch.rand(2, 3, h, w)
+        assert torch.equal(t2(x), x)  # zero-initialised residual head: the identity before training
+        assert st(x).shape == x.shape
+    x = torch.rand(2, 3, 32, 48)
+    f1, f2, fs = t1.features(x), t2.features(x), st.features(x)
+    assert f1["logit"].shape == (2,)
+    assert [f.shape[1] for f in f2["enc"]] == [8, 16, 32, 64] and [f.shape[1] for f in fs["enc"]] == [4, 8, 16, 32]
+    assert [f.shape[-2:] for f in fs["dec"]] == [f.shape[-2:] for f in f2["dec"]]
+    mapped = Adapters(st.encoder.channels, t1.encoder.channels)(fs["enc"])
+    assert [m.shape for m in mapped] == [f.shape for f in f1["enc"]]
+    with pytest.raises(ValueError, match="cannot match"):
+        Adapters([4, 8], [8, 16, 32])
+    again = build_model(st.spec)
+    assert type(again) is RestorationNet and count_params(again) == count_params(st)
+    with pytest.raises(ValueError, match="valid: restoration, recognition, unet"):
+        build_model({"kind": "transformer"})
+
+
+def test_student_is_at_most_a_third_of_the_teachers():
+    from ttl.models import RecognitionNet, RestorationNet
+
+    for w in (8, 16, 32):
+        teachers = count_params(RecognitionNet(w)) + count_params(RestorationNet(w))
+        assert count_params(RestorationNet(w // 2)) <= teachers / 3

@@ -33,7 +33,8 @@ from tqdm.auto import tqdm
 
 from .utils import resolve_device
 
-__all__ = ["TrainConfig", "train", "save_checkpoint", "load_checkpoint", "CheckpointError", "distributed_context"]
+__all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
+           "distributed_context"]
 
 
 class CheckpointError(RuntimeError):
@@ -159,6 +160,14 @@ def _batches(data: Dataset, batch: int, seed: int, start_step: int, ctx: _Dist) 
 
 
 # ---------------------------------------------------------------------------------------------- the loop
+def lr_factor(step: int, total: int, warmup: int, floor: float = 0.02) -> float:
+    """Learning-rate multiplier: linear warm-up over ``warmup`` steps, then a cosine from 1 to ``floor``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, total - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
 def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], torch.Tensor], cfg: TrainConfig,
           run_dir: str | os.PathLike | None = None, validate: Callable[[nn.Module], dict[str, float]] | None = None,
           parameters: list[nn.Parameter] | None = None, resume: bool = True,
@@ -182,14 +191,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = cfg.warmup if cfg.warmup is not None else max(1, cfg.steps // 20)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        t = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
-        return cfg.lr_floor + (1 - cfg.lr_floor) * 0.5 * (1 + math.cos(math.pi * t))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, warmup, cfg.lr_floor))
     log: dict[str, Any] = {"step": [], "loss": [], "lr": [], "val": [], "time_s": 0.0, "resumed_from": None}
     start = 0
     ckpt = Path(run_dir) / "last.pt" if run_dir is not None else None

@@ -1,5 +1,6 @@
-"""Networks. For now the restoration U-Net of the motivating experiment (notebook 01); the teachers, the
-student and the adapters join it with the method (notebooks 02-04).
+"""Networks: the U-Net of notebook 01's motivating experiment, and the method's networks — the recognition
+teacher T1 (:class:`RecognitionNet`), the scattering-reconstruction teacher T2 and the student
+(:class:`RestorationNet`, one family at two widths) and the distillation :class:`Adapters`.
 
 Any input size works: inputs are padded (reflect) to the network's multiple and the output is cropped back.
 """
@@ -9,7 +10,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["UNet", "count_params", "count_flops", "pad_to_multiple"]
+__all__ = ["UNet", "RestorationNet", "RecognitionNet", "Encoder", "Decoder", "Adapters", "build_model", "count_params",
+           "count_flops", "pad_to_multiple"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -34,6 +36,7 @@ class UNet(nn.Module):
 
     def __init__(self, width: int = 16, depth: int = 3, in_ch: int = 3, out_ch: int = 3):
         super().__init__()
+        self.spec = {"kind": "unet", "width": width, "depth": depth, "in_ch": in_ch, "out_ch": out_ch}
         self.depth = depth
         chs = [width * 2 ** i for i in range(depth + 1)]
         self.inc = _Block(in_ch, chs[0])
@@ -89,3 +92,132 @@ def count_flops(model: nn.Module, size: int = 256, in_ch: int = 3) -> int:
     for h in hs:
         h.remove()
     return total
+
+
+# ------------------------------------------------------------------------ the method's networks (STUDY §4-5)
+class ResBlock(nn.Module):
+    """conv-GELU-conv with a residual connection."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(ch, ch, 3, padding=1), nn.GELU(), nn.Conv2d(ch, ch, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Encoder(nn.Module):
+    """The encoder family shared by the teachers and the student: a stem, then ``depth + 1`` stages of
+    ``blocks`` residual blocks; stage ``i`` has ``width * 2**i`` channels at 1/2**i resolution (stride-2
+    convolutions between stages). ``forward`` returns the feature of every stage."""
+
+    def __init__(self, width: int = 16, depth: int = 3, blocks: int = 1, in_ch: int = 3):
+        super().__init__()
+        self.channels = [width * 2 ** i for i in range(depth + 1)]
+        self.stem = nn.Conv2d(in_ch, width, 3, padding=1)
+        self.stages = nn.ModuleList()
+        for i, ch in enumerate(self.channels):
+            down = nn.Identity() if i == 0 else nn.Sequential(nn.Conv2d(self.channels[i - 1], ch, 3, stride=2, padding=1),
+                                                              nn.GELU())
+            self.stages.append(nn.Sequential(down, *[ResBlock(ch) for _ in range(blocks)]))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats, y = [], self.stem(x)
+        for stage in self.stages:
+            y = stage(y)
+            feats.append(y)
+        return feats
+
+
+class Decoder(nn.Module):
+    """Mirror of :class:`Encoder`: upsample, concatenate the skip feature, fuse, residual blocks. Returns the
+    feature of every decoder stage (coarse to fine)."""
+
+    def __init__(self, channels: list[int], blocks: int = 1):
+        super().__init__()
+        self.up = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        for i in reversed(range(len(channels) - 1)):
+            self.up.append(nn.ConvTranspose2d(channels[i + 1], channels[i], 2, stride=2))
+            self.fuse.append(nn.Sequential(nn.Conv2d(2 * channels[i], channels[i], 1), *[ResBlock(channels[i])
+                                                                                        for _ in range(blocks)]))
+        self.channels = list(reversed(channels[:-1]))
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        y, outs = feats[-1], []
+        for k, (up, fuse) in enumerate(zip(self.up, self.fuse)):
+            y = fuse(torch.cat([up(y), feats[-2 - k]], 1))
+            outs.append(y)
+        return outs
+
+
+class RestorationNet(nn.Module):
+    """Encoder-decoder that predicts a residual (``output = input - net(input)``): the scattering teacher T2,
+    the student, and the supervised baselines. :meth:`features` also returns every encoder and decoder feature
+    (what distillation matches). Any input size works (padding to the network's multiple, cropped back)."""
+
+    def __init__(self, width: int = 16, depth: int = 3, blocks: int = 1):
+        super().__init__()
+        self.spec = {"kind": "restoration", "width": width, "depth": depth, "blocks": blocks}
+        self.encoder = Encoder(width, depth, blocks)
+        self.decoder = Decoder(self.encoder.channels, blocks)
+        self.head = nn.Conv2d(width, 3, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # start as the identity (see UNet)
+        nn.init.zeros_(self.head.bias)
+
+    @property
+    def multiple(self) -> int:
+        return 2 ** self.spec["depth"]
+
+    def features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor] | torch.Tensor]:
+        xp, (h, w) = pad_to_multiple(x, self.multiple)
+        enc = self.encoder(xp)
+        dec = self.decoder(enc)
+        out = (xp - self.head(dec[-1]))[..., :h, :w]
+        return {"enc": enc, "dec": dec, "out": out}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["out"]
+
+
+class RecognitionNet(nn.Module):
+    """The rain-recognition teacher T1: an :class:`Encoder` of the student's family, global average pooling
+    and a linear head giving the logit of "rainy"."""
+
+    def __init__(self, width: int = 16, depth: int = 3, blocks: int = 1):
+        super().__init__()
+        self.spec = {"kind": "recognition", "width": width, "depth": depth, "blocks": blocks}
+        self.encoder = Encoder(width, depth, blocks)
+        self.head = nn.Linear(self.encoder.channels[-1], 1)
+
+    def features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor] | torch.Tensor]:
+        enc = self.encoder(x)
+        return {"enc": enc, "logit": self.head(enc[-1].mean((-2, -1))).squeeze(-1)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)["logit"]
+
+
+class Adapters(nn.Module):
+    """Light 1x1 convolutions mapping student features onto teacher features, one per matched stage."""
+
+    def __init__(self, student_channels: list[int], teacher_channels: list[int]):
+        super().__init__()
+        if len(student_channels) != len(teacher_channels):
+            raise ValueError(f"{len(student_channels)} student stages cannot match {len(teacher_channels)} teacher stages")
+        self.maps = nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in zip(student_channels, teacher_channels))
+
+    def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [m(f) for m, f in zip(self.maps, feats)]
+
+
+MODEL_KINDS = {"restoration": RestorationNet, "recognition": RecognitionNet, "unet": UNet}
+
+
+def build_model(spec: dict) -> nn.Module:
+    """Rebuild a network from its ``spec`` (what checkpoints carry): ``{"kind": ..., **constructor args}``."""
+    spec = dict(spec)
+    kind = spec.pop("kind", None)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
+    return MODEL_KINDS[kind](**spec)
