@@ -196,6 +196,10 @@ def test_real_domain_dataset_cannot_yield_clean_images():
     for t in _tensors_reachable(ds):
         assert t.ndim < 3 or t.shape[-1] != 32, "dataset holds an image tensor"
     assert not any(hasattr(ds, a) for a in ("clean", "images", "bank", "scenes", "targets"))
+    ds.set_epoch(1)  # new rain each epoch, still rainy only
+    again = ds.__getitems__(list(range(6)))
+    assert all(set(it) == {"rainy"} for it in again)
+    assert not torch.equal(again[0]["rainy"], items[0]["rainy"])
 
 
 def test_real_domain_dataset_from_folder(tmp_path):

@@ -167,7 +167,7 @@ class RealDomainUnlabeled(Dataset):
                  real_dir: str | os.PathLike | None = None, renderer: RealisticRain | None = None):
         if split not in SPLITS:
             raise ValueError(f"unknown split {split!r}; valid: {', '.join(SPLITS)}")
-        self.size, self.n, self.seed, self.split = size, n, seed, split
+        self.size, self.n, self.seed, self.split, self.epoch = size, n, seed, split, 0
         self.renderer = renderer or RealisticRain()
         self.paths: list[Path] = []
         if real_dir is not None:
@@ -180,6 +180,10 @@ class RealDomainUnlabeled(Dataset):
                 raise FileNotFoundError(f"real_dir={str(real_dir)!r} has no images for split {split!r}")
             self.n = len(self.paths)
 
+    def set_epoch(self, epoch: int) -> None:
+        """New rain (and crops) each epoch; item ``i`` of epoch ``e`` is fixed by ``(seed, e, i)``."""
+        self.epoch = epoch
+
     def __len__(self) -> int:
         return self.n
 
@@ -187,7 +191,7 @@ class RealDomainUnlabeled(Dataset):
         return self.__getitems__([i])[0]
 
     def __getitems__(self, idx: list[int]) -> list[dict[str, torch.Tensor]]:
-        g = generator(_seed_of(self.seed, 7, *idx))
+        g = generator(_seed_of(self.seed, 7, self.epoch, *idx))
         if self.paths:
             out = []
             for i in idx:
