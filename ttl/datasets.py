@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from .io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image
 from .rain import RealisticRain
-from .scenes import SPLITS, bundled_photos, dead_leaves, heuristic_depth, random_crop, resize_short_side
+from .scenes import SPLITS, bundled_photos, dead_leaves, heuristic_depth, random_crop, zoomed_crop
 from .utils import generator
 
 __all__ = ["SceneBank", "PairedRainDataset", "RealDomainUnlabeled", "PairedFolderDataset", "assert_unlabeled",
@@ -108,10 +108,7 @@ class SceneBank:
         if self.source == "procedural":
             img, depth = self.images[i % len(self.images)], self.depth[i % len(self.images)]
             return _augment(img, g, depth)
-        src = self._load(i % len(self.paths))
-        zoom = 1.0 + 0.5 * float(torch.rand(1, generator=g))
-        im = resize_short_side(src, max(self.size, int(self.size * zoom)))
-        (crop,) = random_crop(im, self.size, g)
+        crop = zoomed_crop(self._load(i % len(self.paths)), self.size, g)
         return crop, heuristic_depth(crop[None])[0]
 
     def manifest(self) -> dict:
@@ -196,8 +193,7 @@ class RealDomainUnlabeled(Dataset):
             out = []
             for i in idx:
                 im = read_image(self.paths[i % len(self.paths)], min_size=16)
-                im = resize_short_side(im, max(self.size, int(self.size * (1 + 0.5 * float(torch.rand(1, generator=g))))))
-                out.append({"rainy": _augment(random_crop(im, self.size, g)[0], g)[0]})
+                out.append({"rainy": _augment(zoomed_crop(im, self.size, g), g)[0]})
             return out
         imgs, depth = zip(*(self._scene(i) for i in idx))
         rainy = self.renderer(torch.stack(imgs), g, torch.stack(depth)).rainy  # the clean scene is dropped here

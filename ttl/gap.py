@@ -241,7 +241,7 @@ def render_domains(n: int, size: int, seed: int, realistic=None, clean_images: l
     the two rainy domains share their clean crops, so every comparison between them is paired."""
     from .io import read_image
     from .rain import RealisticRain, SyntheticRain
-    from .scenes import bundled_photos, random_crop, resize_short_side
+    from .scenes import bundled_photos, zoomed_crop
     from .utils import generator
 
     g = generator(seed)
@@ -249,10 +249,7 @@ def render_domains(n: int, size: int, seed: int, realistic=None, clean_images: l
         clean_images = [read_image(p.path) for p in bundled_photos()]
     crops = []
     for i in range(n):
-        src = clean_images[i % len(clean_images)]
-        scale = 1.0 + 0.5 * float(torch.rand(1, generator=g))  # zoom 1x-1.5x for varied content
-        im = resize_short_side(src, int(size * scale))
-        crops.append(random_crop(im, size, g)[0])
+        crops.append(zoomed_crop(clean_images[i % len(clean_images)], size, g))
     clean = torch.stack(crops)
     real_r = realistic if realistic is not None else RealisticRain()
     syn, rea = [], []

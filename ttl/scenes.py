@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .utils import generator
 
-__all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "random_crop",
+__all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "random_crop", "zoomed_crop",
            "resize_short_side", "scene_seed", "SPLITS"]
 
 SPLITS = ("train", "val", "test")
@@ -210,6 +210,13 @@ def resize_short_side(img: torch.Tensor, short: int) -> torch.Tensor:
     size = (max(short, round(h * s)), max(short, round(w * s)))
     x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=s < 1).clamp(0, 1)
     return x[0] if squeeze else x
+
+
+def zoomed_crop(img: torch.Tensor, size: int, g: torch.Generator, max_zoom: float = 1.5) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop after resizing the short side to ``size * zoom``, zoom uniform in
+    ``[1, max_zoom]``: varied framing from a few photographs."""
+    zoom = 1.0 + (max_zoom - 1.0) * float(torch.rand(1, generator=g))
+    return random_crop(resize_short_side(img, int(size * zoom)), size, g)[0]
 
 
 def random_crop(img: torch.Tensor, size: int, g: torch.Generator, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
