@@ -74,3 +74,23 @@ def test_unknown_preset_fails_at_once_with_the_valid_names(tmp_path):
     with pytest.raises(pm.PapermillExecutionError, match="valid presets: smoke, default, paper"):
         run_notebook(ROOT / "notebooks" / "01_statistical_gap_analysis.py", tmp_path / "x.ipynb",
                      {"preset": "fast", "results_dir": str(tmp_path), "figures_dir": str(tmp_path)}, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_notebook_02_trains_teachers_at_smoke_and_draws_no_real_photograph(tmp_path):
+    params = {"preset": "smoke", "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
+    if REAL_DIR.is_dir():
+        params["real_dir"] = str(REAL_DIR)
+    t = time.time()
+    run_notebook(ROOT / "notebooks" / "02_teacher_pretraining.py", tmp_path / "02.ipynb", params, cwd=ROOT)
+    assert time.time() - t < 60
+    res = tmp_path / "results" / "02_teacher_pretraining" / "smoke"
+    m = json.loads((res / "metrics.json").read_text())
+    assert {"accuracy", "roc_auc"} <= set(m["t1"]) and "psnr_y" in m["t2"] and set(m["sizes"]) == {"t1", "t2"}
+    assert (res / "checkpoints" / "t1.pt").is_file() and (res / "checkpoints" / "t2.pt").is_file()
+    assert (res / "runs" / "t2" / "last.pt").is_file()
+    if REAL_DIR.is_dir():  # T2 trained on real photographs: they must not appear in the figure
+        assert m["data_manifest"]["t2_images"]["source"] == "real_dir"
+        out = jupytext.read(tmp_path / "02.ipynb")
+        grid = [c for c in out.cells if "image_grid(rows" in c.source][0]
+        assert "with 4 Axes" in str(grid.get("outputs", ""))  # only the T1 row (procedural images) is drawn

@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["UNet", "RestorationNet", "RecognitionNet", "Encoder", "Decoder", "Adapters", "build_model", "count_params",
+__all__ = ["UNet", "RestorationNet", "RecognitionNet", "Encoder", "Decoder", "Adapters", "build_model", "save_model", "load_model", "count_params",
            "count_flops", "pad_to_multiple"]
 
 
@@ -221,3 +221,28 @@ def build_model(spec: dict) -> nn.Module:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
     return MODEL_KINDS[kind](**spec)
+
+
+def save_model(path, model: nn.Module, **meta) -> "Path":
+    """Save a model alone (its ``spec`` and weights, plus JSON-able ``meta``) atomically: one file that
+    :func:`load_model` can rebuild without any other code or state."""
+    import json
+
+    from .engine import save_checkpoint
+
+    return save_checkpoint(path, {"spec": json.dumps(model.spec), "model": model.state_dict(),
+                                  "meta": json.dumps(meta)})
+
+
+def load_model(path, map_location="cpu") -> tuple[nn.Module, dict]:
+    """Rebuild and load a model saved by :func:`save_model` (``weights_only=True``); returns ``(model, meta)``."""
+    import json
+
+    from .engine import CheckpointError, load_checkpoint
+
+    state = load_checkpoint(path, map_location)
+    if "spec" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a ttl model file (no spec); save models with ttl.models.save_model")
+    model = build_model(json.loads(state["spec"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), json.loads(state.get("meta", "{}"))

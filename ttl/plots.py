@@ -139,8 +139,9 @@ def plot_distances(dist: pd.DataFrame, path: str | Path, title: str = "Distance 
     return fig
 
 
-def plot_curves(log: dict, path: str | Path, title: str = "training"):
-    """Training loss (smoothed) and validation PSNR-Y against steps."""
+def plot_curves(log: dict, path: str | Path, title: str = "training", val_key: str = "val_psnr_y",
+                val_label: str = "PSNR-Y (dB)"):
+    """Training loss (smoothed) and a validation metric against steps."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
     loss = np.asarray(log["loss"])
     k = max(1, len(loss) // 50)
@@ -149,8 +150,8 @@ def plot_curves(log: dict, path: str | Path, title: str = "training"):
     axes[0].set(xlabel="step", ylabel="training loss", title=f"{title}: training loss", yscale="log")
     if log["val"]:
         v = pd.DataFrame(log["val"])
-        axes[1].plot(v["step"], v["val_psnr_y"], marker="o")
-        axes[1].set(xlabel="step", ylabel="PSNR-Y (dB)", title="validation (synthetic, procedural scenes)")
+        axes[1].plot(v["step"], v[val_key], marker="o")
+        axes[1].set(xlabel="step", ylabel=val_label, title="validation")
     fig.tight_layout()
     save(fig, path)
     return fig

@@ -70,6 +70,20 @@ def _gap_section(m: dict) -> list[str]:
     return out
 
 
+def _teacher_section(m: dict) -> list[str]:
+    out = [f"### Notebook 02 — teachers (preset `{m['preset']}`, seed {m['seed']}, revision `{m['git_revision'][:12]}`, "
+           f"{m.get('wall_time_s', 0):.0f} s)", "",
+           "Each teacher on its own task, on the held-out test split (mean [95 % bootstrap CI over images]):", "",
+           "| teacher | metric | value |", "|---|---|---|"]
+    for r in m["table"]:
+        ci = f" [{r['low']:.3f}, {r['high']:.3f}]" if r.get("low") is not None else ""
+        out.append(f"| {r['teacher']} | {r['metric']} | {r['mean']:.3f}{ci} |")
+    s = m["sizes"]
+    out += ["", "Sizes: " + "; ".join(f"{k.upper()} {v['params'] / 1e6:.2f} M parameters, {v['gflops_256']:.1f} GFLOPs "
+                                     "at 256x256" for k, v in s.items()) + ".", ""]
+    return out
+
+
 def results_markdown(results_dir: str | Path = "results") -> str:
     """Markdown for every notebook that has a ``default`` run record."""
     results_dir = Path(results_dir)
@@ -77,6 +91,9 @@ def results_markdown(results_dir: str | Path = "results") -> str:
     p = results_dir / "01_statistical_gap_analysis" / "default" / "metrics.json"
     if p.is_file():
         parts += _gap_section(json.loads(p.read_text()))
+    p = results_dir / "02_teacher_pretraining" / "default" / "metrics.json"
+    if p.is_file():
+        parts += _teacher_section(json.loads(p.read_text()))
     if not parts:
         parts = ["No `default` run has been recorded yet: run `make study`."]
     t = results_dir / "study_times_default.json"

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
+__all__ = ["bootstrap_ci", "paired_bootstrap", "auc_ci", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
            "auc", "c2st", "C2STResult"]
 
 
@@ -98,6 +98,20 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
         return float("nan")
     ranks = sps.rankdata(scores)
     return float((ranks[labels].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def auc_ci(scores: Sequence[float], labels: Sequence[bool], n_boot: int = 1000, level: float = 0.95,
+           seed: int = 0) -> tuple[float, float, float]:
+    """ROC-AUC with a percentile bootstrap interval over items (resamples lacking a class are skipped)."""
+    s, y = np.asarray(scores, float), np.asarray(labels, bool)
+    rng = _rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(y), len(y))
+        if y[i].any() and (~y[i]).any():
+            boots.append(auc(s[i], y[i]))
+    a = (1 - level) / 2
+    return auc(s, y), float(np.quantile(boots, a)), float(np.quantile(boots, 1 - a))
 
 
 def _fit_logistic(x: torch.Tensor, y: torch.Tensor, l2: float) -> torch.Tensor:
