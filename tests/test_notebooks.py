@@ -94,3 +94,26 @@ def test_notebook_02_trains_teachers_at_smoke_and_draws_no_real_photograph(tmp_p
         out = jupytext.read(tmp_path / "02.ipynb")
         grid = [c for c in out.cells if "image_grid(rows" in c.source][0]
         assert "with 4 Axes" in str(grid.get("outputs", ""))  # only the T1 row (procedural images) is drawn
+
+
+@pytest.mark.slow
+def test_notebooks_02_then_03_at_smoke(tmp_path):
+    params = {"preset": "smoke", "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
+    t = time.time()
+    run_notebook(ROOT / "notebooks" / "02_teacher_pretraining.py", tmp_path / "02.ipynb", params, cwd=ROOT)
+    run_notebook(ROOT / "notebooks" / "03_distillation.py", tmp_path / "03.ipynb", params, cwd=ROOT)
+    assert time.time() - t < 90
+    m = json.loads((tmp_path / "results" / "03_distillation" / "smoke" / "metrics.json").read_text())
+    p = m["params"]
+    assert set(p) == {"t1", "t2", "student"} and min(p.values()) > 0
+    assert p["student"] <= (p["t1"] + p["t2"]) / 3
+    assert (tmp_path / "results" / "03_distillation" / "smoke" / "checkpoints" / "student.pt").is_file()
+
+
+def test_notebook_03_without_teachers_says_what_to_run(tmp_path):
+    import papermill as pm
+
+    with pytest.raises(pm.PapermillExecutionError, match="run notebook 02 first"):
+        run_notebook(ROOT / "notebooks" / "03_distillation.py", tmp_path / "x.ipynb",
+                     {"preset": "smoke", "results_dir": str(tmp_path / "r"), "figures_dir": str(tmp_path / "f")},
+                     cwd=ROOT)

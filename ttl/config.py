@@ -41,6 +41,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t2_steps": 4,
         "t_scenes": 16,
         "t_eval": 16,
+        # notebook 03: distillation
+        "s_width": 2,
+        "d_steps": 4,
     },
     "default": {
         "gap_size": 320,
@@ -63,6 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t2_steps": 700,
         "t_scenes": 1024,
         "t_eval": 128,
+        "s_width": 8,
+        "d_steps": 800,
     },
     "paper": {
         "gap_size": 512,
@@ -85,6 +90,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t2_steps": 60000,
         "t_scenes": 20000,
         "t_eval": 1000,
+        "s_width": 24,
+        "d_steps": 60000,
     },
 }
 

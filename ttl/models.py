@@ -65,8 +65,8 @@ class UNet(nn.Module):
 
 
 def count_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of parameters (frozen ones included: this is the network's size)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 @torch.no_grad()

@@ -84,6 +84,19 @@ def _teacher_section(m: dict) -> list[str]:
     return out
 
 
+def _distill_section(m: dict) -> list[str]:
+    p = m["params"]
+    out = [f"### Notebook 03 — distillation (preset `{m['preset']}`, seed {m['seed']}, revision "
+           f"`{m['git_revision'][:12]}`, {m.get('wall_time_s', 0):.0f} s)", "",
+           f"Parameters: T1 {p['t1'] / 1e6:.2f} M, T2 {p['t2'] / 1e6:.2f} M, student {p['student'] / 1e6:.2f} M: the "
+           f"student is **1/{m['size_ratio_teachers_over_student']:.1f}** of the teachers together. What it kept, "
+           "on held-out data (mean [95 % CI]):", "", "| task | model | value |", "|---|---|---|"]
+    for r in m["kept"]:
+        out.append(f"| {r['task']} | {r['who']} | {r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}] |")
+    out.append("")
+    return out
+
+
 def results_markdown(results_dir: str | Path = "results") -> str:
     """Markdown for every notebook that has a ``default`` run record."""
     results_dir = Path(results_dir)
@@ -94,6 +107,9 @@ def results_markdown(results_dir: str | Path = "results") -> str:
     p = results_dir / "02_teacher_pretraining" / "default" / "metrics.json"
     if p.is_file():
         parts += _teacher_section(json.loads(p.read_text()))
+    p = results_dir / "03_distillation" / "default" / "metrics.json"
+    if p.is_file():
+        parts += _distill_section(json.loads(p.read_text()))
     if not parts:
         parts = ["No `default` run has been recorded yet: run `make study`."]
     t = results_dir / "study_times_default.json"
