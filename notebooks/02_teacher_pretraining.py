@@ -53,7 +53,7 @@ from IPython.display import display
 import ttl
 from ttl import config as C
 from ttl import plots
-from ttl.models import RecognitionNet, RestorationNet, count_flops, count_params, save_model
+from ttl.models import count_flops, count_params, save_model
 from ttl.stats import auc_ci, bootstrap_ci
 from ttl.teachers import train_teachers
 

@@ -223,7 +223,7 @@ def build_model(spec: dict) -> nn.Module:
     return MODEL_KINDS[kind](**spec)
 
 
-def save_model(path, model: nn.Module, **meta) -> "Path":
+def save_model(path, model: nn.Module, **meta):
     """Save a model alone (its ``spec`` and weights, plus JSON-able ``meta``) atomically: one file that
     :func:`load_model` can rebuild without any other code or state."""
     import json
