@@ -92,7 +92,6 @@ def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, r
     real-domain images (train split), and evaluate on the held-out test split: matching losses, the student
     on T2's task, and a linear probe of its encoder on T1's task (T1's own encoder probed the same way as the
     reference)."""
-    import shutil
     from pathlib import Path
 
     from .datasets import RealDomainUnlabeled
@@ -122,9 +121,6 @@ def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, r
             return {"val_" + k: float(v) for k, v in distillation_losses(d, test_images[:32].to(
                 next(d.parameters()).device)).items()}
 
-    run_dir = Path(run_dir)
-    if not resume and run_dir.exists():
-        shutil.rmtree(run_dir)
     tc = TrainConfig(steps=cfg["d_steps"], batch=cfg["t_batch"], lr=2e-3, val_every=max(1, cfg["d_steps"] // 5),
                      ckpt_every=max(1, cfg["d_steps"] // 5), seed=seed, device=device, progress=progress,
                      desc="distillation")
@@ -134,9 +130,9 @@ def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, r
     with torch.no_grad():
         held_out = {k: float(v) for k, v in distillation_losses(distiller, test_images).items()}
     scat_test = ScatteringDataset(real("test", cfg["t_eval"]))
-    rec_real = None  # T1's task on procedural rain (its negatives need rain-free scenes; see ttl.teachers)
-    rec_train = _stack(RecognitionDataset(real("train", cfg["t_eval"], rec_real)), 2 * cfg["t_eval"])
-    rec_test = _stack(RecognitionDataset(real("test", cfg["t_eval"], rec_real)), 2 * cfg["t_eval"])
+    # T1's task on procedural rain (its negatives need rain-free scenes of the same kind; see ttl.teachers)
+    rec_train = _stack(RecognitionDataset(real("train", cfg["t_eval"], None)), 2 * cfg["t_eval"])
+    rec_test = _stack(RecognitionDataset(real("test", cfg["t_eval"], None)), 2 * cfg["t_eval"])
     return {
         "student": distiller.student, "distiller": distiller, "t1": t1, "t2": t2, "log": log,
         "held_out_losses": held_out,

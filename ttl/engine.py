@@ -175,7 +175,8 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     """Train ``model`` for ``cfg.steps`` steps minimising ``step_fn(model, batch)``.
 
     ``run_dir``: where ``last.pt`` and ``log.json`` go (``None``: no checkpoints). With ``resume=True`` an
-    existing ``last.pt`` is loaded and training continues from its step. ``parameters``: what to optimise
+    existing ``last.pt`` is loaded and training continues from its step; with ``resume=False`` an existing one
+    is deleted and training starts afresh. ``parameters``: what to optimise
     (default: every parameter that requires grad). ``validate(model)`` runs every ``cfg.val_every`` steps and
     at the end, on rank 0. ``on_step(step)`` is called after each step (tests use it to simulate a kill).
     Returns the log: ``step``, ``loss``, ``lr`` lists, ``val`` records, ``time_s``, ``resumed_from``."""
@@ -195,6 +196,9 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     log: dict[str, Any] = {"step": [], "loss": [], "lr": [], "val": [], "time_s": 0.0, "resumed_from": None}
     start = 0
     ckpt = Path(run_dir) / "last.pt" if run_dir is not None else None
+    if ckpt is not None and not resume and ctx.main:  # start afresh: a stale run must not be resumed later
+        for stale in (ckpt, Path(run_dir) / "log.json"):
+            stale.unlink(missing_ok=True)
     if ckpt is not None and resume and ckpt.is_file():
         state = load_checkpoint(ckpt, map_location=dev)
         try:

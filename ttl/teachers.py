@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .datasets import RealDomainUnlabeled, _seed_of
-from .metrics import image_metrics
 from .rain import RealisticRain, ScatteringConfig, rain_scattering
 from .scenes import dead_leaves
 from .stats import auc
+from .train import evaluate_pairs
 from .utils import generator
 
 __all__ = ["RecognitionDataset", "ScatteringDataset", "camera_only", "recognition_step", "scattering_step",
@@ -146,11 +146,9 @@ def evaluate_recognition(model: nn.Module, data: Dataset, n: int = 256, batch: i
 def evaluate_scattering(model: nn.Module, data: Dataset, n: int = 64, batch: int = 16) -> dict[str, Any]:
     """PSNR-Y/SSIM-Y of T2's reconstructions (and of the degraded input) on the first ``n`` items."""
     b = _stack(data, n)
-    model.eval()
-    dev = next(model.parameters()).device
-    out = torch.cat([model(b["input"][k:k + batch].to(dev)).float().cpu().clamp(0, 1)
-                     for k in range(0, len(b["input"]), batch)])
-    m_out, m_in = image_metrics(out, b["target"]), image_metrics(b["input"], b["target"])
+    dev = str(next(model.parameters()).device)
+    m_out = evaluate_pairs(model, b["input"], b["target"], dev, batch)
+    m_in = evaluate_pairs(None, b["input"], b["target"], dev, batch)
     return {"psnr_y": m_out["psnr_y"].numpy().tolist(), "ssim_y": m_out["ssim_y"].numpy().tolist(),
             "input_psnr_y": m_in["psnr_y"].numpy().tolist(), "input_ssim_y": m_in["ssim_y"].numpy().tolist(),
             "mean_psnr_y": float(np.mean(m_out["psnr_y"].numpy())),
@@ -162,7 +160,6 @@ def train_teachers(cfg: dict, seed: int, device: str, run_root, real_dir=None, c
     """Build both connected-task datasets (train and test splits), train T1 and T2 through the engine
     (checkpoints under ``run_root/t1`` and ``run_root/t2``; ``resume=False`` starts afresh) and evaluate them on
     the held-out test split. Returns models, logs, evaluations and the data manifest."""
-    import shutil
     from pathlib import Path
 
     from .engine import TrainConfig, train
@@ -186,8 +183,6 @@ def train_teachers(cfg: dict, seed: int, device: str, run_root, real_dir=None, c
                 "val_psnr_y": evaluate_scattering(m, t2_test, n=min(32, cfg["t_eval"]))["mean_psnr_y"]})}
     for name, (cls, data, step, steps, val) in jobs.items():
         run_dir = Path(run_root) / name
-        if not resume and run_dir.exists():
-            shutil.rmtree(run_dir)
         torch.manual_seed(seed)
         model = cls(width=cfg["t_width"], depth=cfg["t_depth"])
         tc = TrainConfig(steps=steps, batch=cfg["t_batch"], lr=2e-3, val_every=max(1, steps // 5),
