@@ -82,17 +82,37 @@ def test_bad_batch_for_the_dataset():
 
 @pytest.mark.slow
 def test_two_process_gloo_ddp_trains_like_one_process(tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(ROOT / "tests" / "_engine_job.py"), str(tmp_path / "ddp"), "none"]
-    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "TTL_TEST_DROPOUT": "0"})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TTL_TEST_DROPOUT": "0"}
+    job_file = str(ROOT / "tests" / "_engine_job.py")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", job_file,
+           str(tmp_path / "ddp"), "none"]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    # the one-process reference runs under the same conditions (its own process, one thread)
+    r = subprocess.run([sys.executable, job_file, str(tmp_path / "single"), "none"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     ranks = [json.loads((tmp_path / "ddp" / f"rank{k}.json").read_text()) for k in (0, 1)]
+    single = json.loads((tmp_path / "single" / "rank0.json").read_text())
     assert ranks[0]["params"] == ranks[1]["params"]  # DDP keeps the replicas identical
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 20
-    single_model, single_log = job.run(tmp_path / "single", dropout=0.0)
     # each rank takes half of every global batch; DDP averages the two half-batch gradients, which is the
     # full batch's gradient: the same training as one process, up to floating-point summation order
-    for a, b in zip(ranks[0]["params"], _params(single_model)):
-        assert torch.allclose(torch.tensor(a), b.flatten(), atol=1e-5)
-    assert ranks[0]["loss"] == pytest.approx(single_log["loss"], rel=1e-4)
+    for a, b in zip(ranks[0]["params"], single["params"]):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-5)
+    assert ranks[0]["loss"] == pytest.approx(single["loss"], rel=1e-4)
+
+
+def test_a_fresh_run_removes_a_stale_checkpoint(tmp_path):
+    job.run(tmp_path, steps=10)  # an old, finished run
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == 10
+
+    def crash(step):
+        if step == 2:
+            raise KeyboardInterrupt
+
+    cfg = TrainConfig(steps=10, batch=8, ckpt_every=5, progress=False, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        train(job.make_model(), job.Pairs(), job.step_fn, cfg, run_dir=tmp_path, resume=False, on_step=crash)
+    # killed before its first checkpoint: nothing of the old run is left to be resumed by mistake
+    assert not (tmp_path / "last.pt").exists() and not (tmp_path / "log.json").exists()
