@@ -20,3 +20,25 @@ def test_benchmark_runs(tmp_path):
 
     res = benchmark_renderers(size=32, batch=2, repeats=1)
     assert all(v["median_patches_per_s"] > 0 for v in res.values())
+
+
+def test_stages_train_where_the_notebooks_resume_them(tmp_path):
+    """`ttl stage` (what torchrun launches on several GPUs) leaves finished runs and checkpoints where the
+    notebook finds them: notebook 03 with resume=true then trains nothing and only evaluates."""
+    import json
+
+    from ttl.models import load_model
+    from ttl.study import run_notebook
+
+    res = tmp_path / "results"
+    for stage in ("teachers", "distill"):
+        r = subprocess.run([sys.executable, "-m", "ttl", "stage", stage, "--preset", "smoke", "--results-dir", str(res),
+                            "--device", "cpu"], cwd=ROOT, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr[-2000:]
+    assert load_model(res / "02_teacher_pretraining" / "smoke" / "checkpoints" / "t2.pt")[1]["preset"] == "smoke"
+    assert (res / "03_distillation" / "smoke" / "checkpoints" / "student.pt").is_file()
+    run_notebook(ROOT / "notebooks" / "03_distillation.py", tmp_path / "03.ipynb",
+                 {"preset": "smoke", "results_dir": str(res), "figures_dir": str(tmp_path / "f"), "resume": True},
+                 cwd=ROOT)
+    log = json.loads((res / "03_distillation" / "smoke" / "metrics.json").read_text())["log"]
+    assert log["resumed_from"] == log["step"][-1]  # the stage's finished run, not a new one

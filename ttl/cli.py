@@ -1,4 +1,5 @@
-"""The ``ttl`` command line: ``ttl study``, ``ttl report``, ``ttl calibrate``, ``ttl benchmark``."""
+"""The ``ttl`` command line: ``ttl study``, ``ttl stage``, ``ttl report``, ``ttl calibrate``, ``ttl benchmark``,
+``ttl derain``, ``ttl evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -72,6 +73,86 @@ def _report(a: argparse.Namespace) -> int:
     return 0
 
 
+def _derain(a: argparse.Namespace) -> int:
+    from .engine import CheckpointError
+    from .inference import derain_paths
+
+    if not a.checkpoint:
+        print("ttl derain needs --checkpoint PATH: a model file saved by ttl.models.save_model (a trained student, "
+              "teacher T2 or baseline, e.g. results/03_distillation/default/checkpoints/student.pt)", file=sys.stderr)
+        return 2
+    if a.tile < 0 or a.overlap < 0 or (a.tile and a.overlap >= a.tile):
+        print(f"ttl derain: need --tile >= 0 and 0 <= --overlap < --tile (got {a.tile}, {a.overlap})", file=sys.stderr)
+        return 2
+    try:
+        rep = derain_paths(a.input, a.output, a.checkpoint, device=a.device, tile=a.tile, overlap=a.overlap)
+    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"ttl derain: error: {e}", file=sys.stderr)
+        return 2
+    print(f"derained {len(rep.ok)} of {len(rep.ok) + len(rep.failed)} images into {a.output}")
+    if rep.failed:
+        print(f"{len(rep.failed)} failed (errors above): {', '.join(str(p) for p, _ in rep.failed)}", file=sys.stderr)
+    return 0 if rep.all_ok else 1
+
+
+def _evaluate(a: argparse.Namespace) -> int:
+    from .inference import evaluate_folders, evaluation_table, save_evaluation
+
+    try:
+        res = evaluate_folders(a.outputs, a.targets, crop_border=a.crop_border)
+    except FileNotFoundError as e:
+        print(f"ttl evaluate: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # unmatched names, different sizes, unreadable files
+        print(f"ttl evaluate: error: {e}", file=sys.stderr)
+        return 1
+    print(evaluation_table(res))
+    if a.json:
+        print(f"written to {save_evaluation(res, a.json)}")
+    return 0
+
+
+def _stage(a: argparse.Namespace) -> int:
+    """One training stage of the method, outside the notebooks: what ``torchrun`` launches on several GPUs."""
+    from pathlib import Path
+
+    from .config import check_dir, git_revision, resolve_config
+    from .engine import is_main
+    from .models import save_model
+    from .utils import resolve_device
+
+    cfg = resolve_config(a.preset, dict(_param(kv) for kv in a.param or []))
+    dev = str(resolve_device(a.device))
+    real, clean, syn = (check_dir(a.real_dir, "real_dir"), check_dir(a.clean_dir, "clean_dir"),
+                        check_dir(a.synthetic_dir, "synthetic_dir"))
+    root = Path(a.results_dir)
+    out_dir = root / {"teachers": "02_teacher_pretraining", "distill": "03_distillation",
+                      "finetune": "04_finetuning"}[a.name] / a.preset
+    teachers = root / "02_teacher_pretraining" / a.preset / "checkpoints"
+    meta = {"preset": a.preset, "seed": a.seed, "revision": git_revision()}
+    if a.name == "teachers":
+        from .teachers import train_teachers
+
+        out = train_teachers(cfg, a.seed, dev, out_dir / "runs", real, clean, resume=a.resume)
+        saved = {k: out[k] for k in ("t1", "t2")}
+    elif a.name == "distill":
+        from .distill import run_distillation
+
+        out = run_distillation(cfg, a.seed, dev, teachers, out_dir / "runs" / "student", real, resume=a.resume)
+        saved = {"student": out["student"]}
+    else:
+        from .finetune import run_finetuning
+
+        run_finetuning(cfg, a.seed, dev, root / "03_distillation" / a.preset / "checkpoints" / "student.pt", teachers,
+                       out_dir, real, clean, syn, resume=a.resume)
+        saved = {}
+    if is_main():
+        for name, model in saved.items():
+            save_model(out_dir / "checkpoints" / f"{name}.pt", model, **meta)
+        print(f"ttl stage {a.name}: trained; run the notebook with -p resume=true to evaluate and record it")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="ttl", description="Task transfer learning for image deraining")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -104,6 +185,48 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--readme", default="README.md")
     r.add_argument("--results-dir", default="results")
     r.set_defaults(fn=_report)
+    d = sub.add_parser("derain", help="derain an image or a folder of images with a trained checkpoint",
+                       description="Derain INPUT (an image, or a folder searched recursively) into OUTPUT (a .png "
+                       "path or a folder; folders keep the inputs' relative paths, files become <stem>.png). "
+                       "Inputs are never overwritten. Exit code 0: all images done; 1: some failed (listed); "
+                       "2: usage error.")
+    d.add_argument("input", help="an image file or a folder of images")
+    d.add_argument("output", help="a .png file (single input) or a folder")
+    d.add_argument("--checkpoint", help="model file saved by ttl.models.save_model (required)")
+    d.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    d.add_argument("--tile", type=int, default=512, help="tile size in px, 0 = whole image at once (default: 512)")
+    d.add_argument("--overlap", type=int, default=128,
+                   help="overlap between tiles in px; its outer quarter is discarded, so it should be about 4x the "
+                   "network's receptive-field radius (default: 128)")
+    d.set_defaults(fn=_derain)
+    e = sub.add_parser("evaluate", help="PSNR/SSIM of a folder of results against ground truth",
+                       description="Score OUTPUTS against TARGETS: a folder of ground truths (matched by file stem; "
+                       "rain-001.png matches norain-001.png) or a dataset root such as input/ + target/. Prints a "
+                       "table (one row per image, then the mean) and writes JSON. Identical images have an "
+                       "infinite PSNR: 'inf' in the table, null in the JSON.")
+    e.add_argument("outputs", help="folder of derained images")
+    e.add_argument("targets", help="folder of ground truths, or a public dataset root")
+    e.add_argument("--json", default="evaluation.json",
+                   help="where to write per-image and mean values (default: evaluation.json in the current "
+                   "folder; '' to skip)")
+    e.add_argument("--crop-border", type=int, default=0, help="pixels removed on each side first (default: 0)")
+    e.set_defaults(fn=_evaluate)
+    st = sub.add_parser("stage", help="train one stage of the method (teachers, distill, finetune); launch with "
+                        "torchrun for several GPUs", description="Train one stage outside the notebooks, e.g. on 4 GPUs: "
+                        "torchrun --standalone --nproc_per_node 4 -m ttl stage teachers --preset paper. Runs and "
+                        "checkpoints go where the notebook looks for them; then run the notebook with -p resume=true: "
+                        "it finds the finished runs, evaluates and records them.")
+    st.add_argument("name", choices=("teachers", "distill", "finetune"))
+    st.add_argument("--preset", default="default")
+    st.add_argument("--seed", type=int, default=0)
+    st.add_argument("--device", default="auto")
+    st.add_argument("--results-dir", default="results")
+    st.add_argument("--real-dir")
+    st.add_argument("--clean-dir")
+    st.add_argument("--synthetic-dir")
+    st.add_argument("--resume", action="store_true", help="continue killed runs from their last checkpoints")
+    st.add_argument("--param", "-p", action="append", help="any preset size, NAME=VALUE (JSON values)")
+    st.set_defaults(fn=_stage)
     a = p.parse_args(argv)
     return a.fn(a)
 

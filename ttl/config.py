@@ -44,6 +44,25 @@ PRESETS: dict[str, dict[str, Any]] = {
         # notebook 03: distillation
         "s_width": 2,
         "d_steps": 4,
+        # notebook 04: fine-tuning and baselines
+        "f_pairs": 32,  # paired synthetic training images (rendered once; a fraction of them is the minority)
+        "f_size": 48,  # their size (training crops are t_patch)
+        "f_val": 4,  # validation images per domain (synthetic, realistic)
+        "f_fraction": 0.25,  # the minority of the headline rows
+        "f_sweep": [0.25, 0.5, 1.0],  # fractions of the sweep
+        "f_seeds": 2,  # seeds of the headline rows
+        "f_steps": 3,
+        "f_batch": 4,
+        "f_lr": 2e-3,
+        "f_gp_weight": 0.0015,  # Syn2Real's weight of the GP loss
+        "f_reset_head": True,  # pretrained rows start from a zero (identity) output head, like scratch rows
+        # notebook 05: real-world evaluation
+        "e_n_test": 4,  # test crops of the bundled photographs (synthetic and realistic rain on the same crops)
+        "e_test_size": 48,
+        "e_real_size": 200,  # real photographs are downscaled to this short side (0: native); NIQE needs 192
+        "e_latency_size": 128,  # latency measured on a square image of this side
+        "e_repeats": 1,
+        "e_margin_db": 0.5,  # non-inferiority margin of claim C3a (PSNR-Y, dB)
     },
     "default": {
         "gap_size": 320,
@@ -68,6 +87,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_eval": 128,
         "s_width": 8,
         "d_steps": 800,
+        "f_pairs": 1024,
+        "f_size": 96,
+        "f_val": 64,
+        "f_fraction": 0.1,
+        "f_sweep": [0.01, 0.05, 0.1, 1.0],
+        "f_seeds": 3,
+        "f_steps": 600,
+        "f_batch": 8,
+        "f_lr": 2e-3,
+        "f_gp_weight": 0.0015,
+        "f_reset_head": True,
+        "e_n_test": 48,
+        "e_test_size": 192,
+        "e_real_size": 384,
+        "e_latency_size": 1024,
+        "e_repeats": 5,
+        "e_margin_db": 0.5,
     },
     "paper": {
         "gap_size": 512,
@@ -92,6 +128,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_eval": 1000,
         "s_width": 24,
         "d_steps": 60000,
+        "f_pairs": 4000,
+        "f_size": 128,
+        "f_val": 200,
+        "f_fraction": 0.1,
+        "f_sweep": [0.01, 0.05, 0.1, 1.0],
+        "f_seeds": 3,
+        "f_steps": 30000,
+        "f_batch": 16,
+        "f_lr": 2e-3,
+        "f_gp_weight": 0.0015,
+        "f_reset_head": True,
+        "e_n_test": 200,
+        "e_test_size": 384,
+        "e_real_size": 0,
+        "e_latency_size": 2048,
+        "e_repeats": 10,
+        "e_margin_db": 0.5,
     },
 }
 

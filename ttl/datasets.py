@@ -387,7 +387,11 @@ class PairedFolderDataset(Dataset):
         self.items = [it for it in items if split is None or scene_split(it.scene) == split]
         if not self.items:
             raise LayoutError(f"{folder}: no scene falls in the {split!r} split ({len(items)} items in all)")
-        self.crop, self.seed = crop, seed
+        self.crop, self.seed, self.epoch = crop, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """New crops each epoch (item ``i`` of epoch ``e`` is fixed by ``(seed, e, i)``)."""
+        self.epoch = epoch
 
     def __len__(self) -> int:
         return len(self.items)
@@ -395,6 +399,12 @@ class PairedFolderDataset(Dataset):
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         rainy, clean = load_pair(self.items[i], min_size=self.crop or 1)
         if self.crop:
-            g = generator(_seed_of(self.seed, i))
+            g = generator(_seed_of(self.seed, i) if self.epoch == 0 else _seed_of(self.seed, self.epoch, i))
             rainy, clean = random_crop(rainy, self.crop, g, clean)
         return {"rainy": rainy, "clean": clean, "name": self.items[i].rainy.name}
+
+    def manifest(self) -> dict:
+        """The files read, for the run record."""
+        from .config import folder_manifest
+
+        return {"source": "folder", "layout": self.layout, "files": folder_manifest([it.rainy for it in self.items])}

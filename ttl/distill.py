@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .models import Adapters, RecognitionNet, RestorationNet
 from .stats import _fit_logistic
 
-__all__ = ["Distiller", "distillation_losses", "linear_probe", "run_distillation"]
+__all__ = ["Distiller", "distillation_losses", "linear_probe", "distil", "load_teachers", "run_distillation"]
 
 
 class Distiller(nn.Module):
@@ -86,35 +86,24 @@ def linear_probe(model: nn.Module, train: dict[str, torch.Tensor], test: dict[st
             "labels": test["label"].numpy().astype(int).tolist()}
 
 
-def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, real_dir=None, resume: bool = False,
-                     progress: bool = True) -> dict[str, Any]:
-    """Load T1 and T2 from ``teachers_dir``, distil them into a student of width ``s_width`` on unlabeled
-    real-domain images (train split), and evaluate on the held-out test split: matching losses, the student
-    on T2's task, and a linear probe of its encoder on T1's task (T1's own encoder probed the same way as the
-    reference)."""
-    from pathlib import Path
-
+def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device: str, run_dir, real_dir=None,
+           resume: bool = False, use_t1: bool = True, use_t2: bool = True, progress: bool = True,
+           desc: str = "distillation") -> tuple[Distiller, dict[str, Any], Any, torch.Tensor]:
+    """Distil the frozen teachers into a new student of width ``s_width`` on unlabeled real-domain images (train
+    split) for ``d_steps`` steps. ``use_t1``/``use_t2`` switch a teacher off (the ablations of notebook 04).
+    Returns the distiller (student inside), the engine's log, the training images and held-out test images."""
     from .datasets import RealDomainUnlabeled
     from .engine import TrainConfig, train
-    from .models import load_model
-    from .teachers import RecognitionDataset, ScatteringDataset, _stack, evaluate_scattering
+    from .teachers import _stack
 
-    teachers_dir = Path(teachers_dir)
-    for name in ("t1", "t2"):
-        if not (teachers_dir / f"{name}.pt").is_file():
-            raise FileNotFoundError(f"{teachers_dir / (name + '.pt')} not found: run notebook 02 first "
-                                    "(make study, or ttl study --notebooks 02) or pass teachers_dir")
-    t1, _ = load_model(teachers_dir / "t1.pt")
-    t2, _ = load_model(teachers_dir / "t2.pt")
+    if not (use_t1 or use_t2):
+        raise ValueError("distillation needs at least one teacher (use_t1 or use_t2)")
     torch.manual_seed(seed)
     student = RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"], blocks=t2.spec["blocks"])
-    distiller = Distiller(student, t1, t2)
-
-    def real(split, n, folder=real_dir):
-        return RealDomainUnlabeled(cfg["t_patch"], n=n, seed=seed, split=split, real_dir=folder)
-
-    data = real("train", cfg["t_scenes"])
-    test_images = _stack(real("test", cfg["t_eval"]), cfg["t_eval"])["rainy"]
+    distiller = Distiller(student, t1, t2, use_t1=use_t1, use_t2=use_t2)
+    data = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train", real_dir=real_dir)
+    test_images = _stack(RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_eval"], seed=seed, split="test",
+                                             real_dir=real_dir), cfg["t_eval"])["rainy"]
 
     def validate(d):
         with torch.no_grad():
@@ -122,11 +111,40 @@ def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, r
                 next(d.parameters()).device)).items()}
 
     tc = TrainConfig(steps=cfg["d_steps"], batch=cfg["t_batch"], lr=2e-3, val_every=max(1, cfg["d_steps"] // 5),
-                     ckpt_every=max(1, cfg["d_steps"] // 5), seed=seed, device=device, progress=progress,
-                     desc="distillation")
+                     ckpt_every=max(1, cfg["d_steps"] // 5), seed=seed, device=device, progress=progress, desc=desc)
     log = train(distiller, data, lambda d, b: d(b["rainy"])["total"], tc, run_dir=run_dir, validate=validate,
                 resume=resume)
-    distiller = distiller.cpu().eval()
+    return distiller.cpu().eval(), log, data, test_images
+
+
+def load_teachers(teachers_dir) -> tuple[RecognitionNet, RestorationNet]:
+    """T1 and T2 from ``teachers_dir`` (``t1.pt``, ``t2.pt``), with a clear error when notebook 02 has not run."""
+    from pathlib import Path
+
+    from .models import load_model
+
+    teachers_dir = Path(teachers_dir)
+    for name in ("t1", "t2"):
+        if not (teachers_dir / f"{name}.pt").is_file():
+            raise FileNotFoundError(f"{teachers_dir / (name + '.pt')} not found: run notebook 02 first "
+                                    "(make study, or ttl study --notebooks 02) or pass teachers_dir")
+    return load_model(teachers_dir / "t1.pt")[0], load_model(teachers_dir / "t2.pt")[0]
+
+
+def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, real_dir=None, resume: bool = False,
+                     progress: bool = True) -> dict[str, Any]:
+    """Load T1 and T2 from ``teachers_dir``, distil them into a student (:func:`distil`) and evaluate on the
+    held-out test split: matching losses, the student on T2's task, and a linear probe of its encoder on T1's
+    task (T1's own encoder probed the same way as the reference)."""
+    from .datasets import RealDomainUnlabeled
+    from .teachers import RecognitionDataset, ScatteringDataset, _stack, evaluate_scattering
+
+    t1, t2 = load_teachers(teachers_dir)
+    distiller, log, data, test_images = distil(t1, t2, cfg, seed, device, run_dir, real_dir, resume, progress=progress)
+
+    def real(split, n, folder=real_dir):
+        return RealDomainUnlabeled(cfg["t_patch"], n=n, seed=seed, split=split, real_dir=folder)
+
     with torch.no_grad():
         held_out = {k: float(v) for k, v in distillation_losses(distiller, test_images).items()}
     scat_test = ScatteringDataset(real("test", cfg["t_eval"]))

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from .utils import resolve_device
 
 __all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
-           "distributed_context"]
+           "distributed_context", "is_main"]
 
 
 class CheckpointError(RuntimeError):
@@ -131,6 +131,11 @@ def distributed_context(device: torch.device) -> _Dist:
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return _Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def is_main() -> bool:
+    """True on the process that writes files: the only one, or rank 0 under ``torchrun``."""
+    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def _epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

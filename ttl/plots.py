@@ -14,7 +14,8 @@ from .gap import ORIENTATION_BINS, STATISTICS, STREAK_THRESHOLD, rain_layer_esti
 
 DOMAIN_COLORS = {"synthetic": "#d95f02", "realistic": "#1b9e77", "real": "#7570b3", "clean": "#666666"}
 
-__all__ = ["save", "image_grid", "plot_distributions", "plot_spectra", "plot_distances", "plot_curves",
+__all__ = ["save", "image_grid", "plot_distributions", "plot_spectra", "plot_distances", "plot_curves", "plot_rows",
+           "plot_sweep", "plot_val_curves", "gallery",
            "DOMAIN_COLORS"]
 
 
@@ -152,6 +153,92 @@ def plot_curves(log: dict, path: str | Path, title: str = "training", val_key: s
         v = pd.DataFrame(log["val"])
         axes[1].plot(v["step"], v[val_key], marker="o")
         axes[1].set(xlabel="step", ylabel=val_label, title="validation")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_rows(scores: dict[str, dict], path: str | Path, metric: str = "psnr_y", label: str = "PSNR-Y (dB)",
+              reference: dict[str, float] | None = None):
+    """Forest plot of every row of notebook 04 on both validation sets: mean over seeds with the 95 % interval
+    over images (thick) and over seeds (thin, when there are several seeds); ``reference``: the rainy input."""
+    names = list(scores)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.32 * len(names) + 1.4), sharey=True)
+    for ax, dom in zip(axes, ("synthetic", "realistic")):
+        y = np.arange(len(names))
+        for k, n in enumerate(names):
+            s = scores[n][dom]
+            lo, hi = s[f"{metric}_ci_images"]
+            ax.plot([lo, hi], [k, k], color=DOMAIN_COLORS[dom], lw=4, alpha=0.5, solid_capstyle="butt")
+            slo, shi = s[f"{metric}_ci_seeds"]
+            if np.isfinite(slo):
+                ax.plot([slo, shi], [k, k], color="k", lw=1)
+            ax.plot(s[metric], k, "o", color=DOMAIN_COLORS[dom] if n != "ttl" else "k")
+        if reference:
+            ax.axvline(reference[dom], ls="--", color="grey", lw=1, label="rainy input")
+            ax.legend(loc="lower right", fontsize=8)
+        ax.set_yticks(y, names)
+        ax.set(xlabel=label, title=f"{dom} validation")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_sweep(points: pd.DataFrame, path: str | Path, label: str = "PSNR-Y (dB)"):
+    """The fraction sweep: ``points`` has columns ``method``, ``fraction``, ``domain``, ``mean``, ``low``,
+    ``high``; one panel per domain, x on a log scale."""
+    doms = list(dict.fromkeys(points["domain"]))
+    fig, axes = plt.subplots(1, len(doms), figsize=(5 * len(doms), 3.8))
+    for ax, dom in zip(np.atleast_1d(axes), doms):
+        sub = points[points["domain"] == dom]
+        for method, g in sub.groupby("method", sort=False):
+            g = g.sort_values("fraction")
+            ax.errorbar(100 * g["fraction"], g["mean"], yerr=[g["mean"] - g["low"], g["high"] - g["mean"]],
+                        marker="o", capsize=3, label=method)
+        ax.set_xscale("log")
+        ax.set(xlabel="paired synthetic data used (%)", ylabel=label, title=f"{dom} validation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_val_curves(logs: dict[str, dict], path: str | Path, domains: Sequence[str] = ("synthetic", "realistic")):
+    """Validation PSNR-Y against steps for several runs (their logs hold ``val_<domain>_psnr_y``)."""
+    fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 3.5))
+    for ax, dom in zip(np.atleast_1d(axes), domains):
+        for name, log in logs.items():
+            v = pd.DataFrame(log["val"])
+            if f"val_{dom}_psnr_y" in v:
+                ax.plot(v["step"], v[f"val_{dom}_psnr_y"], marker="o", ms=3, label=name)
+        ax.set(xlabel="step", ylabel="PSNR-Y (dB)", title=f"{dom} validation (16 images)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: float = 0.3, size: float = 2.6):
+    """Side-by-side outputs with zoomed crops: one column per named list (input, baselines, ours...), two rows
+    per image (the whole image with the crop box drawn, then the crop enlarged). Images may differ in size."""
+    from matplotlib.patches import Rectangle
+
+    names = list(columns)
+    n = len(columns[names[0]])
+    fig, axes = plt.subplots(2 * n, len(names), figsize=(size * len(names), 2 * size * n), squeeze=False)
+    for i in range(n):
+        h, w = columns[names[0]][i].shape[-2:]
+        c = max(8, int(zoom * min(h, w)))
+        top, left = (h - c) // 2, (w - c) // 2
+        for j, name in enumerate(names):
+            img = columns[name][i]
+            _show(axes[2 * i, j], img, name if i == 0 else None)
+            axes[2 * i, j].add_patch(Rectangle((left, top), c, c, fill=False, ec="yellow", lw=1.2))
+            _show(axes[2 * i + 1, j], img[..., top:top + c, left:left + c])
     fig.tight_layout()
     save(fig, path)
     return fig

@@ -1,0 +1,162 @@
+"""Fine-tuning and the baselines (notebook 04): fixed pairs, nested minorities, the unlabeled stream, Syn2Real's
+Gaussian-process loss, frozen encoders, resuming, and the summaries."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ttl import finetune as FT
+from ttl.config import resolve_config
+from ttl.datasets import RealDomainUnlabeled
+from ttl.models import RestorationNet
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return resolve_config("smoke", f_steps=4)
+
+
+@pytest.fixture(scope="module")
+def pairs(cfg):
+    return FT.synthetic_pairs(cfg, 0, "train", patch=cfg["t_patch"])
+
+
+def test_pairs_are_fixed_and_crops_change_with_the_epoch(cfg, pairs):
+    again = FT.synthetic_pairs(cfg, 0, "train", patch=cfg["t_patch"])
+    assert torch.equal(pairs.rainy, again.rainy) and len(pairs) == cfg["f_pairs"]
+    a = pairs[3]
+    assert a["rainy"].shape[-1] == cfg["t_patch"] and not torch.equal(a["rainy"], a["clean"])
+    assert torch.equal(a["rainy"], pairs[3]["rainy"])
+    pairs.set_epoch(1)
+    b = pairs[3]
+    pairs.set_epoch(0)
+    assert not torch.equal(a["rainy"], b["rainy"])  # a new crop of the same pair
+
+
+def test_minorities_are_nested_for_a_seed_and_differ_between_seeds(pairs):
+    small, large = FT.Minority(pairs, 0.25, seed=0), FT.Minority(pairs, 0.5, seed=0)
+    assert len(small.indices) == math.ceil(0.25 * len(pairs)) and set(small.indices) <= set(large.indices)
+    assert FT.Minority(pairs, 0.25, seed=1).indices != small.indices
+    tiny = FT.Minority(pairs, 0.01, seed=0, min_len=4)
+    assert len(tiny.indices) == 1 and len(tiny) == 4
+    assert all(torch.equal(it["clean"], tiny[0]["clean"]) for it in tiny.__getitems__([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="fraction"):
+        FT.Minority(pairs, 0.0, seed=0)
+
+
+def test_validation_sets_share_scenes_and_the_realistic_set_differs(cfg):
+    val = FT.validation_sets(cfg, 0)
+    assert val["synthetic"]["rainy"].shape == val["realistic"]["rainy"].shape
+    assert not torch.equal(val["synthetic"]["rainy"], val["realistic"]["rainy"])
+
+
+class _Leaky(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitems__(self, idx):
+        return [{"rainy": torch.zeros(3, 8, 8), "clean": torch.zeros(3, 8, 8)} for _ in idx]
+
+
+def test_unlabeled_stream_carries_rainy_images_only(cfg, pairs):
+    unl = RealDomainUnlabeled(cfg["t_patch"], n=8, seed=0)
+    items = FT.WithUnlabeled(FT.Minority(pairs, 0.25, 0), unl).__getitems__([0, 1])
+    assert set(items[0]) == {"rainy", "clean", "real"}
+    with pytest.raises(RuntimeError, match="ground truth"):
+        FT.WithUnlabeled(FT.Minority(pairs, 0.25, 0), _Leaky()).__getitems__([0])
+
+
+def test_unlabeled_pool_holds_the_rainy_images_and_nothing_else(cfg):
+    src = RealDomainUnlabeled(cfg["t_patch"], n=6, seed=0)
+    pool = FT.UnlabeledPool(src, batch=4)
+    assert len(pool) == 6 and set(pool[0]) == {"rainy"}
+    assert torch.equal(pool.__getitems__([5])[0]["rainy"], src.__getitems__([4, 5])[1]["rainy"])  # rendered in batches
+    tensors = [k for k, v in vars(pool).items() if torch.is_tensor(v)]
+    assert tensors == ["images"]
+
+
+def test_gp_pseudo_label_of_a_labeled_latent_is_itself_with_small_variance():
+    gp = FT.GPPseudoLabels(torch.zeros(1), k=4, sigma=0.01)
+    gp.bank = torch.randn(6, 32, generator=torch.Generator().manual_seed(0))
+    z = gp.bank[:2].clone().requires_grad_(True)
+    loss = gp.loss(z)
+    loss.backward()
+    assert torch.isfinite(loss) and z.grad is not None
+    # far from every labeled latent (negated): a larger loss
+    assert gp.loss(-gp.bank[:2]) > loss.detach()
+    gp.k = 50  # more neighbours than labeled latents: uses them all
+    assert torch.isfinite(gp.loss(gp.bank[:2]))
+
+
+def test_frozen_encoder_keeps_its_weights_and_the_decoder_learns(cfg, pairs):
+    torch.manual_seed(0)
+    m = RestorationNet(width=4, depth=2)
+    enc0 = {k: v.clone() for k, v in m.encoder.state_dict().items()}
+    head0 = m.head.weight.clone()
+    FT.finetune(m, pairs, FT.Recipe("frozen", "student", 0.5, freeze_encoder=True), cfg, 0, "cpu", progress=False)
+    assert all(torch.equal(enc0[k], v) for k, v in m.encoder.state_dict().items())
+    assert not torch.equal(head0, m.head.weight)
+
+
+def test_syn2real_run_resumes_where_an_uninterrupted_run_ends(cfg, pairs, tmp_path, monkeypatch):
+    unl = RealDomainUnlabeled(cfg["t_patch"], n=8, seed=0)
+    c = dict(cfg, f_steps=6)
+    recipe = FT.Recipe("syn2real", "scratch", 0.5, semi=True)
+
+    def run(run_dir, resume=False):
+        torch.manual_seed(0)
+        m = RestorationNet(width=4, depth=2)
+        FT.finetune(m, pairs, recipe, c, 0, "cpu", run_dir=run_dir, unlabeled=unl, resume=resume, progress=False)
+        return m
+
+    ref = run(tmp_path / "a")
+    original = FT.GPPseudoLabels.on_step
+
+    def killed(self, step):
+        original(self, step)
+        if step == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(FT.GPPseudoLabels, "on_step", killed)
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b")
+    monkeypatch.setattr(FT.GPPseudoLabels, "on_step", original)
+    resumed = run(tmp_path / "b", resume=True)
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_semi_supervised_recipe_needs_unlabeled_images(cfg, pairs):
+    with pytest.raises(ValueError, match="unlabeled"):
+        FT.finetune(RestorationNet(4, 2), pairs, FT.Recipe("s", "scratch", 0.5, semi=True), cfg, 0, "cpu",
+                    progress=False)
+
+
+def test_recipes_hold_every_row_of_the_study():
+    rows = {r.name: r for r in FT.recipes(resolve_config("default"))}
+    assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only", "no-distillation",
+            "frozen-encoder", "ttl@1pct", "ttl@5pct", "ttl@100pct", "sup-minority@1pct", "sup-minority@5pct"} == set(rows)
+    assert all(rows[n].seeds >= 3 for n in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real"))
+    assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.1 and rows["syn2real"].semi
+
+
+def _runs(means, n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for k, mu in enumerate(means):
+        per = {m: (mu + rng.normal(0, 0.1, n)).tolist() for m in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+        out.append({"seed": k, "val": {"synthetic": {"per_image": per}, "realistic": {"per_image": per}}})
+    return out
+
+
+def test_scores_and_paired_comparisons():
+    runs = {"ttl": _runs([30.0, 30.2, 30.1]), "sup-minority": _runs([29.0, 29.1, 28.9], seed=1)}
+    scores = {n: FT.model_scores(r, 200, 0) for n, r in runs.items()}
+    s = scores["ttl"]["synthetic"]
+    assert abs(s["psnr_y"] - 30.1) < 0.1 and s["psnr_y_ci_images"][0] < s["psnr_y"] < s["psnr_y_ci_images"][1]
+    assert s["psnr_y_ci_seeds"][0] < s["psnr_y"] < s["psnr_y_ci_seeds"][1] and len(s["psnr_y_per_seed"]) == 3
+    c = FT.compare(scores, runs, "ttl", "sup-minority", 200, 0)["realistic"]["psnr_y"]
+    assert 0.9 < c["mean_diff"] < 1.3 and c["low"] > 0 and len(c["per_seed_diff"]) == 3
+    one = FT.model_scores(_runs([1.0]), 50, 0)["synthetic"]
+    assert all(np.isnan(one["psnr_y_ci_seeds"]))  # one seed: no interval over seeds
