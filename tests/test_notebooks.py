@@ -14,8 +14,9 @@ NOTEBOOKS = list_notebooks(ROOT / "notebooks")
 REQUIRED = {"preset", "seed", "device", "results_dir", "figures_dir", "clean_dir", "synthetic_dir", "real_dir"}
 
 
-def test_the_study_has_its_first_notebook():
-    assert [p.stem for p in NOTEBOOKS][:1] == ["01_statistical_gap_analysis"]
+def test_the_study_has_its_five_notebooks_in_order():
+    assert [p.stem for p in NOTEBOOKS] == ["01_statistical_gap_analysis", "02_teacher_pretraining", "03_distillation",
+                                           "04_finetuning", "05_real_world_evaluation"]
 
 
 @pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
@@ -97,17 +98,51 @@ def test_notebook_02_trains_teachers_at_smoke_and_draws_no_real_photograph(tmp_p
 
 
 @pytest.mark.slow
-def test_notebooks_02_then_03_at_smoke(tmp_path):
+def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     params = {"preset": "smoke", "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
-    t = time.time()
-    run_notebook(ROOT / "notebooks" / "02_teacher_pretraining.py", tmp_path / "02.ipynb", params, cwd=ROOT)
-    run_notebook(ROOT / "notebooks" / "03_distillation.py", tmp_path / "03.ipynb", params, cwd=ROOT)
-    assert time.time() - t < 90
-    m = json.loads((tmp_path / "results" / "03_distillation" / "smoke" / "metrics.json").read_text())
+    res = tmp_path / "results"
+    seconds = {}
+    for nb in ("02_teacher_pretraining", "03_distillation", "04_finetuning", "05_real_world_evaluation"):
+        t = time.time()
+        extra = {"real_dir": str(REAL_DIR)} if nb.startswith("05") and REAL_DIR.is_dir() else {}
+        run_notebook(ROOT / "notebooks" / f"{nb}.py", tmp_path / f"{nb}.ipynb", {**params, **extra}, cwd=ROOT)
+        seconds[nb] = time.time() - t
+    assert max(seconds.values()) < 60, seconds
+    m = json.loads((res / "03_distillation" / "smoke" / "metrics.json").read_text())
     p = m["params"]
     assert set(p) == {"t1", "t2", "student"} and min(p.values()) > 0
     assert p["student"] <= (p["t1"] + p["t2"]) / 3
-    assert (tmp_path / "results" / "03_distillation" / "smoke" / "checkpoints" / "student.pt").is_file()
+    assert (res / "03_distillation" / "smoke" / "checkpoints" / "student.pt").is_file()
+    # notebook 04: every row, the metrics layout the evaluation relies on, one loadable file per model and seed
+    m4 = json.loads((res / "04_finetuning" / "smoke" / "metrics.json").read_text())
+    rows = {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only",
+            "no-distillation", "frozen-encoder"}
+    assert rows <= set(m4["models"])
+    for name, v in m4["models"].items():
+        assert {"synthetic", "realistic"} <= set(v)
+        assert all(isinstance(v[d][k], float) for d in ("synthetic", "realistic") for k in ("psnr_y", "ssim_y"))
+        headline = name in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real")
+        assert len(v["checkpoints"]) == (m4["config"]["f_seeds"] if headline else 1)
+    ckpts = res / "04_finetuning" / "smoke" / "checkpoints"
+    assert (ckpts / "ttl.pt").is_file() and (ckpts / "ttl.seed1.pt").is_file() and (ckpts / "syn2real.pt").is_file()
+    from ttl.models import load_model
+
+    model, meta = load_model(ckpts / "sup-full-large.pt")
+    assert meta["recipe"] == "sup-full-large" and model.spec["width"] > load_model(ckpts / "ttl.pt")[0].spec["width"]
+    # notebook 05: every model on every test set, and a verdict for every claim
+    m5 = json.loads((res / "05_real_world_evaluation" / "smoke" / "metrics.json").read_text())
+    assert set(m4["models"]) | {"input"} == set(m5["models"])
+    assert all({"psnr_y", "ssim_y", "psnr_y_ci_images"} <= set(m5["models"]["ttl"][d]) for d in ("synthetic", "realistic"))
+    assert [v["claim"] for v in m5["verdicts"]] == ["C1", "C2", "C3a", "C3b", "C3c", "C4"]
+    assert all(v["verdict"] in ("supported", "not supported", "mixed", "not assessed") for v in m5["verdicts"])
+    figs = {p.name for p in (tmp_path / "figures" / "05_real_world_evaluation" / "smoke").glob("*.png")}
+    assert figs == {"gallery_realistic.png"}  # the gallery of real photographs never lands in figures/
+    if REAL_DIR.is_dir():
+        assert m5["noref"]["ttl"]["niqe"]["mean"] > 0 and "ttl_minus" in m5["noref"]["sup-full"]["piqe"]
+        assert (res / "05_real_world_evaluation" / "smoke" / "private" / "gallery_real.png").is_file()
+        from ttl.datasets import scene_split
+
+        assert all(scene_split(n.rsplit(".", 1)[0]) != "train" for n in m5["real_photographs"])
 
 
 def test_notebook_03_without_teachers_says_what_to_run(tmp_path):
@@ -117,3 +152,13 @@ def test_notebook_03_without_teachers_says_what_to_run(tmp_path):
         run_notebook(ROOT / "notebooks" / "03_distillation.py", tmp_path / "x.ipynb",
                      {"preset": "smoke", "results_dir": str(tmp_path / "r"), "figures_dir": str(tmp_path / "f")},
                      cwd=ROOT)
+
+
+def test_notebooks_04_and_05_without_their_inputs_say_what_to_run(tmp_path):
+    import papermill as pm
+
+    params = {"preset": "smoke", "results_dir": str(tmp_path / "r"), "figures_dir": str(tmp_path / "f")}
+    with pytest.raises(pm.PapermillExecutionError, match="run notebook 02 first"):
+        run_notebook(ROOT / "notebooks" / "04_finetuning.py", tmp_path / "x.ipynb", params, cwd=ROOT)
+    with pytest.raises(pm.PapermillExecutionError, match="run notebook 04 first"):
+        run_notebook(ROOT / "notebooks" / "05_real_world_evaluation.py", tmp_path / "y.ipynb", params, cwd=ROOT)

@@ -22,9 +22,13 @@ def _markdown_table(df) -> list[str]:
     return lines
 
 
+def _header(m: dict, title: str) -> str:
+    return (f"### {title} (preset `{m['preset']}`, seed {m['seed']}, revision `{m['git_revision'][:12]}`, "
+            f"{m.get('wall_time_s', 0):.0f} s)")
+
+
 def _gap_section(m: dict) -> list[str]:
-    out = [f"### Notebook 01 — the gap (preset `{m['preset']}`, seed {m['seed']}, revision "
-           f"`{m['git_revision'][:12]}`, {m.get('wall_time_s', 0):.0f} s)", ""]
+    out = [_header(m, "Notebook 01 — the gap"), ""]
     ref = m.get("reference", "real")
     n_real = len(m["data_manifest"].get("real", {}).get("held_out", []))
     if ref == "real":
@@ -71,8 +75,7 @@ def _gap_section(m: dict) -> list[str]:
 
 
 def _teacher_section(m: dict) -> list[str]:
-    out = [f"### Notebook 02 — teachers (preset `{m['preset']}`, seed {m['seed']}, revision `{m['git_revision'][:12]}`, "
-           f"{m.get('wall_time_s', 0):.0f} s)", "",
+    out = [_header(m, "Notebook 02 — teachers"), "",
            "Each teacher on its own task, on the held-out test split (mean [95 % bootstrap CI over images]):", "",
            "| teacher | metric | value |", "|---|---|---|"]
     for r in m["table"]:
@@ -86,13 +89,82 @@ def _teacher_section(m: dict) -> list[str]:
 
 def _distill_section(m: dict) -> list[str]:
     p = m["params"]
-    out = [f"### Notebook 03 — distillation (preset `{m['preset']}`, seed {m['seed']}, revision "
-           f"`{m['git_revision'][:12]}`, {m.get('wall_time_s', 0):.0f} s)", "",
+    out = [_header(m, "Notebook 03 — distillation"), "",
            f"Parameters: T1 {p['t1'] / 1e6:.2f} M, T2 {p['t2'] / 1e6:.2f} M, student {p['student'] / 1e6:.2f} M: the "
            f"student is **1/{m['size_ratio_teachers_over_student']:.1f}** of the teachers together. What it kept, "
            "on held-out data (mean [95 % CI]):", "", "| task | model | value |", "|---|---|---|"]
     for r in m["kept"]:
         out.append(f"| {r['task']} | {r['who']} | {r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}] |")
+    out.append("")
+    return out
+
+
+def _ci(v: dict, m: str, f: str = ".2f") -> str:
+    lo, hi = v[f"{m}_ci_images"]
+    return f"{v[m]:{f}} [{lo:{f}}, {hi:{f}}]"
+
+
+def _diff(r: dict, f: str = "+.2f") -> str:
+    return f"{r['mean_diff']:{f}} [{r['low']:{f}}, {r['high']:{f}}] (p = {r['wilcoxon_p']:.2g})"
+
+
+def _finetune_section(m: dict) -> list[str]:
+    c = m["config"]
+    out = [_header(m, "Notebook 04 — fine-tuning and baselines"), "",
+           f"{c['f_steps']} steps per model, batch {c['f_batch']}, {c['t_patch']} px crops from {c['f_pairs']} fixed "
+           f"synthetic pairs; minority = {100 * c['f_fraction']:g} %. Held-out **validation** scenes, mean over seeds "
+           "[95 % CI over images]:", "",
+           "| model | params (M) | pairs | seeds | synthetic PSNR-Y (dB) | synthetic SSIM-Y | realistic PSNR-Y (dB) | "
+           "realistic SSIM-Y |", "|---|---|---|---|---|---|---|---|"]
+    inp = m.get("input", {})
+    if inp:
+        out.append(f"| rainy input | | | | {inp['synthetic']['psnr_y']:.2f} | {inp['synthetic']['ssim_y']:.3f} | "
+                   f"{inp['realistic']['psnr_y']:.2f} | {inp['realistic']['ssim_y']:.3f} |")
+    for n, v in m["models"].items():
+        frac = 100 * (1.0 if v["fraction"] is None else v["fraction"])
+        out.append(f"| {n} | {v['params'] / 1e6:.3f} | {frac:g} % | {len(v['seeds'])} | {_ci(v['synthetic'], 'psnr_y')} | "
+                   f"{_ci(v['synthetic'], 'ssim_y', '.3f')} | {_ci(v['realistic'], 'psnr_y')} | "
+                   f"{_ci(v['realistic'], 'ssim_y', '.3f')} |")
+    out += ["", "`ttl` minus each baseline, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
+            "| baseline | synthetic validation | realistic validation |", "|---|---|---|"]
+    for b, d in m["comparisons"].items():
+        out.append(f"| {b} | {_diff(d['synthetic']['psnr_y'])} | {_diff(d['realistic']['psnr_y'])} |")
+    out.append("")
+    if m.get("diagnosis"):
+        out += ["Why (computed from the sweep and the ablations, `ttl.finetune.diagnose`):", ""]
+        out += [f"- {line}" for line in m["diagnosis"]] + [""]
+    return out
+
+
+def _evaluation_section(m: dict) -> list[str]:
+    out = [_header(m, "Notebook 05 — test sets and verdicts"), "",
+           f"Photographs never used in training ({m['config']['e_n_test']} crops) with synthetic or realistic rain, "
+           f"and {len(m.get('real_photographs', []))} real rainy photographs outside the train split (no ground "
+           "truth: NIQE/PIQE, lower is better, pristine model fitted on the bundled photographs). Mean over seeds "
+           "[95 % CI over images]:", ""]
+    head = [n for n in ("input", "ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "no-distillation")
+            if n in m["models"]]
+    nr = m.get("noref") or {}
+    out += ["| model | synthetic PSNR-Y (dB) | synthetic SSIM-Y | realistic PSNR-Y (dB) | realistic SSIM-Y | "
+            "real NIQE | real PIQE |", "|---|---|---|---|---|---|---|"]
+    for n in head:
+        v = m["models"][n]
+        q = nr.get(n, {})
+        cell = lambda k: f"{q[k]['mean']:.2f} [{q[k]['low']:.2f}, {q[k]['high']:.2f}]" if k in q else ""  # noqa: E731
+        out.append(f"| {n} | {_ci(v['synthetic'], 'psnr_y')} | {_ci(v['synthetic'], 'ssim_y', '.3f')} | "
+                   f"{_ci(v['realistic'], 'psnr_y')} | {_ci(v['realistic'], 'ssim_y', '.3f')} | {cell('niqe')} | "
+                   f"{cell('piqe')} |")
+    out += ["", "`ttl` minus each baseline on the test sets, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
+            "| baseline | synthetic test | realistic test |", "|---|---|---|"]
+    for b in head[2:]:
+        d = m["comparisons"][b]
+        out.append(f"| {b} | {_diff(d['synthetic']['psnr_y'])} | {_diff(d['realistic']['psnr_y'])} |")
+    out += ["", "**Verdicts** (rules fixed in `ttl.evaluation.VERDICT_RULES`):", "",
+            "| claim | verdict | evidence |", "|---|---|---|"]
+    out += [f"| {v['claim']} | **{v['verdict']}** | {v['evidence']} |" for v in m["verdicts"]]
+    out += ["", "Size and speed (tiled inference, median over runs):", ""]
+    out += ["| " + " | ".join(m["size_speed"][0]) + " |", "|" + "---|" * len(m["size_speed"][0])]
+    out += ["| " + " | ".join(str(x) for x in r.values()) + " |" for r in m["size_speed"]]
     out.append("")
     return out
 
@@ -107,9 +179,11 @@ def results_markdown(results_dir: str | Path = "results") -> str:
     p = results_dir / "02_teacher_pretraining" / "default" / "metrics.json"
     if p.is_file():
         parts += _teacher_section(json.loads(p.read_text()))
-    p = results_dir / "03_distillation" / "default" / "metrics.json"
-    if p.is_file():
-        parts += _distill_section(json.loads(p.read_text()))
+    for nb, section in (("03_distillation", _distill_section), ("04_finetuning", _finetune_section),
+                        ("05_real_world_evaluation", _evaluation_section)):
+        p = results_dir / nb / "default" / "metrics.json"
+        if p.is_file():
+            parts += section(json.loads(p.read_text()))
     if not parts:
         parts = ["No `default` run has been recorded yet: run `make study`."]
     t = results_dir / "study_times_default.json"
