@@ -7,7 +7,7 @@ import time
 import jupytext
 import pytest
 
-from conftest import REAL_DIR, ROOT
+from conftest import REAL_DIR, ROOT, rand_img, write_png
 from ttl.study import list_notebooks, notebook_cells, run_notebook
 
 NOTEBOOKS = list_notebooks(ROOT / "notebooks")
@@ -101,10 +101,16 @@ def test_notebook_02_trains_teachers_at_smoke_and_draws_no_real_photograph(tmp_p
 def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     params = {"preset": "smoke", "results_dir": str(tmp_path / "results"), "figures_dir": str(tmp_path / "figures")}
     res = tmp_path / "results"
+    paired = tmp_path / "spa"  # a real paired test set in the Rain13K-test layout
+    for k in range(2):
+        write_png(paired / "input" / f"{k}.png", rand_img(40, 56, seed=k))
+        write_png(paired / "target" / f"{k}.png", rand_img(40, 56, seed=10 + k))
     seconds = {}
     for nb in ("02_teacher_pretraining", "03_distillation", "04_finetuning", "05_real_world_evaluation"):
         t = time.time()
-        extra = {"real_dir": str(REAL_DIR)} if nb.startswith("05") and REAL_DIR.is_dir() else {}
+        extra = {"real_paired_dir": str(paired)} if nb.startswith("05") else {}
+        if nb.startswith("05") and REAL_DIR.is_dir():
+            extra["real_dir"] = str(REAL_DIR)
         run_notebook(ROOT / "notebooks" / f"{nb}.py", tmp_path / f"{nb}.ipynb", {**params, **extra}, cwd=ROOT)
         seconds[nb] = time.time() - t
     assert max(seconds.values()) < 60, seconds
@@ -132,6 +138,7 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     # notebook 05: every model on every test set, and a verdict for every claim
     m5 = json.loads((res / "05_real_world_evaluation" / "smoke" / "metrics.json").read_text())
     assert set(m4["models"]) | {"input"} == set(m5["models"])
+    assert set(m5["models"]["ttl"]) == {"synthetic", "realistic", "real-paired"}
     assert all({"psnr_y", "ssim_y", "psnr_y_ci_images"} <= set(m5["models"]["ttl"][d]) for d in ("synthetic", "realistic"))
     assert [v["claim"] for v in m5["verdicts"]] == ["C1", "C2", "C3a", "C3b", "C3c", "C4"]
     assert all(v["verdict"] in ("supported", "not supported", "mixed", "not assessed") for v in m5["verdicts"])

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .finetune import evaluate_model
+from .finetune import ci_text, evaluate_model
 from .metrics import image_metrics
 
 __all__ = ["test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
@@ -310,9 +310,7 @@ def score_table(scores: dict[str, dict], metrics: tuple[str, ...] = ("psnr_y", "
         for dom, v in s.items():
             line = {"model": name, "test set": dom, "seeds": len(v["psnr_y_per_seed"])}
             for m in metrics:
-                f = ".3f" if m.startswith("ssim") else ".2f"
-                lo, hi = v[f"{m}_ci_images"]
-                line[METRIC_LABELS[m]] = f"{v[m]:{f}} [{lo:{f}}, {hi:{f}}]"
+                line[METRIC_LABELS[m]] = ci_text(v, m)
             lines.append(line)
     return pd.DataFrame(lines)
 

@@ -47,7 +47,7 @@ from .utils import generator
 
 __all__ = ["PairSet", "Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
            "validation_sets", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning",
-           "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose"]
+           "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose", "ci_text"]
 
 
 def pct(fraction: float) -> str:
@@ -520,10 +520,19 @@ def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str
     return out
 
 
+def ci_text(v: dict[str, Any], metric: str) -> str:
+    """``mean [low, high]`` of ``metric`` in one entry of :func:`model_scores` (3 decimals for SSIM, 2 for PSNR)."""
+    f = ".3f" if metric.startswith("ssim") else ".2f"
+    lo, hi = v[f"{metric}_ci_images"]
+    return f"{v[metric]:{f}} [{lo:{f}}, {hi:{f}}]"
+
+
 def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict[str, int]):
     """One line per row: size, pairs used, seeds, and PSNR-Y / SSIM-Y on both validation sets as
     ``mean [95 % CI over images]`` (the metric convention in every header)."""
     import pandas as pd
+
+    from .metrics import METRIC_LABELS
 
     lines = []
     for name, r in rows.items():
@@ -531,9 +540,8 @@ def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict
         line = {"model": name, "params (M)": round(params[name] / 1e6, 3),
                 "pairs (%)": 100 * (1.0 if r.fraction is None else r.fraction), "seeds": len(s["synthetic"]["psnr_y_per_seed"])}
         for dom in ("synthetic", "realistic"):
-            for m, label, f in (("psnr_y", "PSNR-Y (dB)", ".2f"), ("ssim_y", "SSIM-Y", ".3f")):
-                lo, hi = s[dom][f"{m}_ci_images"]
-                line[f"{dom} {label}"] = f"{s[dom][m]:{f}} [{lo:{f}}, {hi:{f}}]"
+            for m in ("psnr_y", "ssim_y"):
+                line[f"{dom} {METRIC_LABELS[m]}"] = ci_text(s[dom], m)
         lines.append(line)
     return pd.DataFrame(lines)
 

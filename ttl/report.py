@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from .experiments import gap_experiment_table
+from .finetune import ci_text
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
@@ -99,11 +100,6 @@ def _distill_section(m: dict) -> list[str]:
     return out
 
 
-def _ci(v: dict, m: str, f: str = ".2f") -> str:
-    lo, hi = v[f"{m}_ci_images"]
-    return f"{v[m]:{f}} [{lo:{f}}, {hi:{f}}]"
-
-
 def _diff(r: dict, f: str = "+.2f") -> str:
     return f"{r['mean_diff']:{f}} [{r['low']:{f}}, {r['high']:{f}}] (p = {r['wilcoxon_p']:.2g})"
 
@@ -122,9 +118,9 @@ def _finetune_section(m: dict) -> list[str]:
                    f"{inp['realistic']['psnr_y']:.2f} | {inp['realistic']['ssim_y']:.3f} |")
     for n, v in m["models"].items():
         frac = 100 * (1.0 if v["fraction"] is None else v["fraction"])
-        out.append(f"| {n} | {v['params'] / 1e6:.3f} | {frac:g} % | {len(v['seeds'])} | {_ci(v['synthetic'], 'psnr_y')} | "
-                   f"{_ci(v['synthetic'], 'ssim_y', '.3f')} | {_ci(v['realistic'], 'psnr_y')} | "
-                   f"{_ci(v['realistic'], 'ssim_y', '.3f')} |")
+        out.append(f"| {n} | {v['params'] / 1e6:.3f} | {frac:g} % | {len(v['seeds'])} | {ci_text(v['synthetic'], 'psnr_y')} | "
+                   f"{ci_text(v['synthetic'], 'ssim_y')} | {ci_text(v['realistic'], 'psnr_y')} | "
+                   f"{ci_text(v['realistic'], 'ssim_y')} |")
     out += ["", "`ttl` minus each baseline, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
             "| baseline | synthetic validation | realistic validation |", "|---|---|---|"]
     for b, d in m["comparisons"].items():
@@ -151,8 +147,8 @@ def _evaluation_section(m: dict) -> list[str]:
         v = m["models"][n]
         q = nr.get(n, {})
         cell = lambda k: f"{q[k]['mean']:.2f} [{q[k]['low']:.2f}, {q[k]['high']:.2f}]" if k in q else ""  # noqa: E731
-        out.append(f"| {n} | {_ci(v['synthetic'], 'psnr_y')} | {_ci(v['synthetic'], 'ssim_y', '.3f')} | "
-                   f"{_ci(v['realistic'], 'psnr_y')} | {_ci(v['realistic'], 'ssim_y', '.3f')} | {cell('niqe')} | "
+        out.append(f"| {n} | {ci_text(v['synthetic'], 'psnr_y')} | {ci_text(v['synthetic'], 'ssim_y')} | "
+                   f"{ci_text(v['realistic'], 'psnr_y')} | {ci_text(v['realistic'], 'ssim_y')} | {cell('niqe')} | "
                    f"{cell('piqe')} |")
     out += ["", "`ttl` minus each baseline on the test sets, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
             "| baseline | synthetic test | realistic test |", "|---|---|---|"]
