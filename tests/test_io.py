@@ -105,3 +105,21 @@ def test_list_images_filters_and_sorts(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     (tmp_path / ".hidden.png").write_bytes(b"")
     assert [p.name for p in list_images(tmp_path)] == ["a.PNG", "b.png"]
+
+
+def test_16bit_rgb_and_rgba_png_keep_precision(tmp_path):
+    import png
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 65536, (12, 9, 3), dtype=np.uint16)
+    p = tmp_path / "c16.png"
+    png.from_array(rgb.reshape(12, -1), "RGB;16").save(str(p))
+    x = read_image(p)
+    assert torch.allclose(x, torch.from_numpy(rgb.transpose(2, 0, 1) / 65535.0).float(), atol=1e-6)
+    rgba = np.concatenate([rgb, np.full((12, 9, 1), 65535, np.uint16)], -1)
+    png.from_array(rgba.reshape(12, -1), "RGBA;16").save(str(tmp_path / "a16.png"))
+    assert torch.allclose(read_image(tmp_path / "a16.png"), x, atol=1e-6)  # opaque alpha changes nothing
+    data = p.read_bytes()
+    (tmp_path / "cut16.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="cut16.png.*corrupt or truncated"):
+        read_image(tmp_path / "cut16.png")

@@ -126,9 +126,7 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     out: dict[str, list[dict[str, Any]]] = {}
     for name, path in tqdm(jobs, desc="evaluating", disable=not progress):
         model = None if path is None else load_model(path)[0].to(device)
-        res: dict[str, Any] = {}
-        for dom, s in sets.items():
-            res[dom] = evaluate_model(model, {dom: s}, device)[dom]
+        res = evaluate_model(model, sets, device)
         if paired is not None:
             res["real-paired"] = _per_image(model, paired[0], paired[1], run)
         entry = {"checkpoint": str(path) if path else None, "val": res}

@@ -92,10 +92,12 @@ class PairSet(Dataset):
 
 
 def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, synthetic_dir=None,
-                    n: int | None = None, size: int | None = None, patch: int | None = None) -> Dataset:
+                    n: int | None = None, size: int | None = None, patch: int | None = None,
+                    bank: SceneBank | None = None) -> Dataset:
     """The paired synthetic set of ``split``: ``n`` (``f_pairs``) clean scenes of ``size`` (``f_size``; procedural,
-    or ``clean_dir``) with light or heavy synthetic rain rendered once, or the train split of ``synthetic_dir``
-    (any layout of :func:`ttl.datasets.detect_layout`). Training sets give random ``patch`` crops."""
+    or ``clean_dir``, or the given ``bank``) with light or heavy synthetic rain rendered once, or the train split of
+    ``synthetic_dir`` (any layout of :func:`ttl.datasets.detect_layout`). Training sets give random ``patch``
+    crops."""
     if synthetic_dir is not None and split == "train":
         return PairedFolderDataset(synthetic_dir, split="train", crop=patch or cfg["t_patch"], seed=seed)
     if synthetic_dir is not None:
@@ -108,7 +110,7 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
             pass
     n = n or (cfg["f_pairs"] if split == "train" else cfg["f_val"])
     size = size or cfg["f_size"]
-    bank = SceneBank("folder" if clean_dir else "procedural", split, size, n=n, seed=seed, folder=clean_dir)
+    bank = bank or SceneBank("folder" if clean_dir else "procedural", split, size, n=n, seed=seed, folder=clean_dir)
     g = generator(_seed_of(seed, 17, ["train", "val", "test"].index(split)))
     rainy, clean = [], []
     for k, rain in ((0, SyntheticRain("light")), (1, SyntheticRain("heavy"))):
@@ -130,9 +132,9 @@ def validation_sets(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None) ->
     scoring only; nothing trains on them."""
     from .rain import RealisticRain
 
-    syn = synthetic_pairs(cfg, seed + 1, "val", clean_dir, synthetic_dir)
     bank = SceneBank("folder" if clean_dir else "procedural", "val", cfg["f_size"], n=cfg["f_val"], seed=seed + 1,
                      folder=clean_dir)
+    syn = synthetic_pairs(cfg, seed + 1, "val", clean_dir, synthetic_dir, bank=bank)
     g = generator(_seed_of(seed, 19))
     scenes = [bank.get(i, g) for i in range(len(bank) if clean_dir is None else cfg["f_val"])]
     out = RealisticRain()(torch.stack([s[0] for s in scenes]), g, torch.stack([s[1] for s in scenes]))
@@ -168,8 +170,7 @@ class Minority(Dataset):
 
     def views(self) -> torch.Tensor:
         """Every distinct labeled rainy input, uncropped augmentations aside (centre crops of ``patch``)."""
-        items = [self.data[k]["rainy"] for k in self.indices] if not isinstance(self.data, PairSet) else \
-            [self.data.rainy[k] for k in self.indices]
+        items = [self.data.rainy[k] if isinstance(self.data, PairSet) else self.data[k]["rainy"] for k in self.indices]
         p = getattr(self.data, "patch", None) or min(items[0].shape[-2:])
         return torch.stack([x[..., (x.shape[-2] - p) // 2:(x.shape[-2] - p) // 2 + p,
                               (x.shape[-1] - p) // 2:(x.shape[-1] - p) // 2 + p] for x in items])

@@ -7,7 +7,8 @@ file               behaviour
 =================  =====================================================================================
 grayscale          converted to RGB (the channel is repeated)
 RGBA / LA / P      alpha is composited over white (fully opaque images are unchanged); palettes expanded
-16-bit (PNG/TIFF)  read at full precision and scaled by 1/65535 (never truncated to 8 bits)
+16-bit (PNG/TIFF)  read at full precision and scaled by 1/65535 (never truncated to 8 bits; colour PNGs
+                   through pypng, since Pillow reduces them to 8 bits)
 EXIF orientation   applied, so a phone photo is upright
 corrupt/truncated  :class:`ImageReadError` naming the file and the fix
 tiny               :class:`ImageReadError` when a side is below ``min_size`` (default 1 px)
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
+from zlib import error as zlib_error
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -82,13 +84,34 @@ def _to_rgb_float(arr: np.ndarray, path: Path) -> np.ndarray:
     return np.clip(arr, 0.0, 1.0)
 
 
+def _read_png16_color(path: Path, max_pixels: int) -> np.ndarray | None:
+    """16-bit RGB/RGBA PNGs as ``uint16`` (Pillow would truncate them to 8 bits); ``None`` for any other file."""
+    with open(path, "rb") as f:
+        head = f.read(29)
+    if len(head) < 29 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR" or head[24] != 16 \
+            or head[25] not in (2, 6):
+        return None
+    w, h = int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if w * h > max_pixels:
+        raise ImageReadError(path, f"image is {w}x{h} = {w * h / 1e6:.0f} MP, above the limit of "
+                             f"{max_pixels / 1e6:.0f} MP", "Downscale it, or pass a larger max_pixels.")
+    import png  # pypng
+
+    try:
+        w, h, rows, info = png.Reader(filename=str(path)).asDirect()
+        return np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(h, w, info["planes"])
+    except (png.Error, ValueError, EOFError, OSError, zlib_error) as e:
+        raise ImageReadError(path, f"corrupt or truncated image data ({e})",
+                             "Download or re-export the file again, or remove it from the folder.") from None
+
+
 def read_image(path: str | os.PathLike, min_size: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
     """Read an image file as a float32 tensor ``(3, H, W)`` in ``[0, 1]`` (see the module doc for odd files)."""
     path = Path(path)
     if not path.is_file():
         raise ImageReadError(path, "no such file", "Check the path.")
-    arr = None
-    if path.suffix.lower() in (".tif", ".tiff"):
+    arr = _read_png16_color(path, max_pixels)
+    if arr is None and path.suffix.lower() in (".tif", ".tiff"):
         try:
             import tifffile
 
