@@ -291,7 +291,7 @@ class GPPseudoLabels:
 @dataclass(frozen=True)
 class Recipe:
     """One row of the table: where the weights start (``init``: ``scratch``, ``scratch-large``, ``student``,
-    ``student-t1``, ``student-t2``, ``t2``), the fraction of pairs (``None``: the preset's ``f_fraction``),
+    ``student-t1``, ``student-t2``, ``t2``), the fraction of pairs it sees (``None``: all of them),
     whether the encoder is frozen, and whether Syn2Real's unlabeled loss is added."""
 
     name: str
