@@ -381,6 +381,7 @@ class PairedFolderDataset(Dataset):
 
     def __init__(self, folder: str | os.PathLike, split: str | None = None, crop: int | None = None,
                  layout: str | None = None, seed: int = 0):
+        self.folder = Path(folder)
         self.layout, items = detect_layout(folder, layout)
         if self.layout == "unpaired":
             raise LayoutError(f"{folder}: holds unpaired images only (no ground truth); use RealDomainUnlabeled")
@@ -407,4 +408,5 @@ class PairedFolderDataset(Dataset):
         """The files read, for the run record."""
         from .config import folder_manifest
 
-        return {"source": "folder", "layout": self.layout, "files": folder_manifest([it.rainy for it in self.items])}
+        return {"source": "folder", "folder": str(self.folder), "layout": self.layout,
+                "files": folder_manifest([it.rainy for it in self.items])}

@@ -186,15 +186,15 @@ def size_speed(checkpoints: dict[str, list[Path]], size: int = 1024, repeats: in
     from .models import count_flops, count_params, load_model
 
     groups: dict[str, list[str]] = {}
-    specs: dict[str, Path] = {}
+    models: dict[str, nn.Module] = {}  # one model per architecture
     for name, paths in checkpoints.items():
         model, _ = load_model(paths[0])
         key = json.dumps(model.spec, sort_keys=True)
         groups.setdefault(key, []).append(name)
-        specs.setdefault(key, paths[0])
+        models.setdefault(key, model)
     lines = []
     for key, names in groups.items():
-        model, _ = load_model(specs[key])
+        model = models[key]
         line = {"models": ", ".join(names), "params (M)": round(count_params(model) / 1e6, 3),
                 "GFLOPs @256x256": round(count_flops(model, 256) / 1e9, 2)}
         for dev in devices:

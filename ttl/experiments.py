@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import folder_manifest
 from .datasets import LayoutError, PairedFolderDataset, PairedRainDataset, SceneBank
 from .gap import render_domains
 from .models import UNet, count_params
@@ -35,8 +34,7 @@ def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "aut
         except LayoutError:  # too few scenes for a validation split: validate on the train split's pairs
             val = train
         vb = [val[i] for i in range(min(len(val), 32))]
-        manifest = {"source": "synthetic_dir", "folder": str(synthetic_dir), "layout": train.layout,
-                    "files": folder_manifest([it.rainy for it in train.items])}
+        manifest = {**train.manifest(), "source": "synthetic_dir"}
     else:
         src = "folder" if clean_dir else "procedural"
         train_bank = SceneBank(src, "train", cfg["c2_patch"], n=max(64, cfg["c2_steps"] * cfg["c2_batch"] // 4),
