@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from conftest import rand_img, write_png
-from ttl.datasets import (LAYOUTS, LayoutError, PairedFolderDataset, PairedRainDataset, RealDomainUnlabeled, SceneBank,
-                          assert_unlabeled, detect_layout, scene_split)
+from ttl.datasets import PairedRainDataset, RealDomainUnlabeled, SceneBank, assert_unlabeled
+from ttl.layouts import LAYOUTS, LayoutError, PairedFolderDataset, detect_layout
+from ttl.scenes import scene_split
 from ttl.io import ImageReadError
 from ttl.rain import SyntheticRain
 from ttl.scenes import dead_leaves

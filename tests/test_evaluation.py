@@ -8,7 +8,7 @@ import torch
 from conftest import rand_img, write_png
 from ttl import evaluation as E
 from ttl.config import resolve_config
-from ttl.datasets import scene_split
+from ttl.scenes import scene_split
 from ttl.models import RestorationNet, save_model
 
 

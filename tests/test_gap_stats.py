@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ttl.gap import STATISTICS, image_statistics, rain_layer_estimate, radial_power_spectrum
+from ttl.gap import STATISTICS, image_statistics, radial_power_spectrum
+from ttl.imageops import rain_layer_estimate
 from ttl.stats import auc, bootstrap_ci, c2st, js_divergence, paired_bootstrap, wasserstein_distance_ci
 
 

@@ -147,7 +147,7 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     if REAL_DIR.is_dir():
         assert m5["noref"]["ttl"]["niqe"]["mean"] > 0 and "ttl_minus" in m5["noref"]["sup-full"]["piqe"]
         assert (res / "05_real_world_evaluation" / "smoke" / "private" / "gallery_real.png").is_file()
-        from ttl.datasets import scene_split
+        from ttl.scenes import scene_split
 
         assert all(scene_split(n.rsplit(".", 1)[0]) != "train" for n in m5["real_photographs"])
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from ttl.gap import image_statistics, luminance
+from ttl.gap import image_statistics
+from ttl.imageops import luminance
 from ttl.rain import (RealisticRain, RealisticRainConfig, ScatteringConfig, SyntheticRain, rain_scattering,
                       render_streaks)
 from ttl.scenes import dead_leaves

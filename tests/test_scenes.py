@@ -33,7 +33,8 @@ def test_splits_never_share_scenes():
 def test_dead_leaves_has_photo_like_spectrum():
     import numpy as np
 
-    from ttl.gap import luminance, radial_power_spectrum
+    from ttl.gap import radial_power_spectrum
+    from ttl.imageops import luminance
 
     x, _ = dead_leaves(4, 128, seed=3)
     slopes = []

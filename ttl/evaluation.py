@@ -6,7 +6,7 @@ Test sets (none of them reached any training step):
 * ``synthetic`` / ``realistic`` — crops of the bundled photographs (test-only scenes) with synthetic rain and,
   on the very same crops, realistic rain; full-reference PSNR/SSIM.
 * ``real`` — the real rainy photographs of ``real_dir`` outside its train split (the val and test splits of
-  :func:`ttl.datasets.scene_split`; no model trained on them); no ground truth, so NIQE and PIQE only, and only
+  :func:`ttl.scenes.scene_split`; no model trained on them); no ground truth, so NIQE and PIQE only, and only
   as comparisons between models on the same images.
 * ``real-paired`` — when given, a real paired dataset on disk (e.g. SPA-Data), whole images.
 """
@@ -44,7 +44,7 @@ def real_test_images(real_dir, short_side: int = 0, splits: tuple[str, ...] = ("
     whose short side is below ``min_side`` (NIQE needs two 96-px blocks a side) are skipped and listed in the
     manifest."""
     from .config import folder_manifest
-    from .datasets import scene_split
+    from .scenes import scene_split
     from .io import list_images, read_image
     from .scenes import resize_short_side
 
@@ -67,8 +67,8 @@ def real_test_images(real_dir, short_side: int = 0, splits: tuple[str, ...] = ("
 
 
 def paired_real(folder, limit: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
-    """A real paired dataset on disk (any layout of :func:`ttl.datasets.detect_layout`), whole images."""
-    from .datasets import PairedFolderDataset
+    """A real paired dataset on disk (any layout of :func:`ttl.layouts.detect_layout`), whole images."""
+    from .layouts import PairedFolderDataset
 
     ds = PairedFolderDataset(folder)
     n = len(ds) if not limit else min(limit, len(ds))

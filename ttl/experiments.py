@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .datasets import LayoutError, PairedFolderDataset, PairedRainDataset, SceneBank
+from .datasets import PairedRainDataset, SceneBank
+from .layouts import LayoutError, PairedFolderDataset
 from .gap import render_domains
 from .models import UNet, count_params
 from .rain import SyntheticRain
@@ -24,7 +25,7 @@ def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "aut
     realistic rain (the same clean crops, so every comparison is paired by image).
 
     Training pairs: procedural scenes (or ``clean_dir``) with light and heavy synthetic rain, or the train
-    split of a paired synthetic dataset ``synthetic_dir`` (any layout of :func:`ttl.datasets.detect_layout`).
+    split of a paired synthetic dataset ``synthetic_dir`` (any layout of :func:`ttl.layouts.detect_layout`).
     Returns metrics, per-image values, the curves, the model and the test tensors."""
     renderers = [SyntheticRain("light"), SyntheticRain("heavy")]
     if synthetic_dir is not None:

@@ -38,12 +38,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .datasets import (LayoutError, PairedFolderDataset, RealDomainUnlabeled, SceneBank, _augment, _seed_of,
-                       assert_unlabeled)
+from .datasets import RealDomainUnlabeled, SceneBank, _augment, assert_unlabeled
+from .layouts import LayoutError, PairedFolderDataset
 from .rain import SyntheticRain
 from .scenes import random_crop
 from .train import evaluate_pairs
-from .utils import generator
+from .utils import generator, seed_of
 
 __all__ = ["PairSet", "Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
            "validation_sets", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning",
@@ -81,7 +81,7 @@ class PairSet(Dataset):
         for i in idx:
             r, c = self.rainy[i], self.clean[i]
             if self.patch:
-                g = generator(_seed_of(self.seed, 3, self.epoch, i))
+                g = generator(seed_of(self.seed, 3, self.epoch, i))
                 r, c = random_crop(r, self.patch, g, c)
                 r, c = _augment(r, g, c)
             out.append({"rainy": r, "clean": c})
@@ -96,7 +96,7 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
                     bank: SceneBank | None = None) -> Dataset:
     """The paired synthetic set of ``split``: ``n`` (``f_pairs``) clean scenes of ``size`` (``f_size``; procedural,
     or ``clean_dir``, or the given ``bank``) with light or heavy synthetic rain rendered once, or the train split of
-    ``synthetic_dir`` (any layout of :func:`ttl.datasets.detect_layout`). Training sets give random ``patch``
+    ``synthetic_dir`` (any layout of :func:`ttl.layouts.detect_layout`). Training sets give random ``patch``
     crops."""
     if synthetic_dir is not None and split == "train":
         return PairedFolderDataset(synthetic_dir, split="train", crop=patch or cfg["t_patch"], seed=seed)
@@ -111,7 +111,7 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
     n = n or (cfg["f_pairs"] if split == "train" else cfg["f_val"])
     size = size or cfg["f_size"]
     bank = bank or SceneBank("folder" if clean_dir else "procedural", split, size, n=n, seed=seed, folder=clean_dir)
-    g = generator(_seed_of(seed, 17, ["train", "val", "test"].index(split)))
+    g = generator(seed_of(seed, 17, ["train", "val", "test"].index(split)))
     rainy, clean = [], []
     for k, rain in ((0, SyntheticRain("light")), (1, SyntheticRain("heavy"))):
         idx = list(range(k, n, 2))  # even items light rain, odd items heavy rain
@@ -135,7 +135,7 @@ def validation_sets(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None) ->
     bank = SceneBank("folder" if clean_dir else "procedural", "val", cfg["f_size"], n=cfg["f_val"], seed=seed + 1,
                      folder=clean_dir)
     syn = synthetic_pairs(cfg, seed + 1, "val", clean_dir, synthetic_dir, bank=bank)
-    g = generator(_seed_of(seed, 19))
+    g = generator(seed_of(seed, 19))
     scenes = [bank.get(i, g) for i in range(len(bank) if clean_dir is None else cfg["f_val"])]
     out = RealisticRain()(torch.stack([s[0] for s in scenes]), g, torch.stack([s[1] for s in scenes]))
     return {"synthetic": {"rainy": syn.rainy, "clean": syn.clean},
@@ -150,7 +150,7 @@ class Minority(Dataset):
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.data, self.fraction = data, fraction
-        perm = torch.randperm(len(data), generator=generator(_seed_of(seed, 23)))
+        perm = torch.randperm(len(data), generator=generator(seed_of(seed, 23)))
         self.indices = sorted(perm[:max(1, math.ceil(fraction * len(data)))].tolist())
         self.length = max(len(self.indices), min_len)
 

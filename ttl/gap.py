@@ -33,9 +33,10 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
-from .scenes import _gaussian_blur
+from .imageops import gaussian_blur, luminance, rain_layer_estimate
+from .layouts import detect_layout
 
-__all__ = ["STATISTICS", "rain_layer_estimate", "luminance", "image_statistics", "ImageStats",
+__all__ = ["STATISTICS", "image_statistics", "ImageStats",
            "radial_power_spectrum", "ORIENTATION_BINS", "real_split", "load_real", "render_domains",
            "statistics_frame", "gap_distances", "real_domain", "folder_domain", "gap_verdicts"]
 
@@ -45,24 +46,6 @@ STATISTICS = ["orientation_spread", "orientation_tilt", "coherence", "streak_len
 ORIENTATION_BINS = np.linspace(-90, 90, 37)  # 5-degree bins, angle from vertical
 STREAK_THRESHOLD = 0.04
 MIN_COMPONENT = 4
-
-
-def luminance(img: torch.Tensor) -> torch.Tensor:
-    """BT.601 luma of RGB in [0,1]: ``(…,3,H,W) -> (…,1,H,W)``."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=img.device, dtype=img.dtype).view(3, 1, 1)
-    return (img * w).sum(-3, keepdim=True)
-
-
-def rain_layer_estimate(img: torch.Tensor, size: int = 7) -> torch.Tensor:
-    """White top-hat ``img - opening(img)`` with a ``size`` x ``size`` square, per channel; ``(…,C,H,W)``.
-
-    Thin bright streaks survive; structures wider than ``size`` px (and all edges of large objects) do not."""
-    x = img if img.ndim == 4 else img[None]
-    p = size // 2
-    eroded = -F.max_pool2d(F.pad(-x, (p, p, p, p), mode="replicate"), size, stride=1)
-    opened = F.max_pool2d(F.pad(eroded, (p, p, p, p), mode="replicate"), size, stride=1)
-    out = (x - opened).clamp(min=0)
-    return out if img.ndim == 4 else out[0]
 
 
 def radial_power_spectrum(gray: np.ndarray, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
@@ -134,7 +117,7 @@ def image_statistics(img: torch.Tensor, native: torch.Tensor | None = None, rain
                   torch.tensor([[[[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]]]], dtype=torch.float32) / 8)
     gy = F.conv2d(F.pad(rl, (1, 1, 1, 1), mode="replicate"),
                   torch.tensor([[[[-1, -2, -1], [0, 0, 0], [1, 2, 1]]]], dtype=torch.float32) / 8)
-    jxx, jxy, jyy = (_gaussian_blur(t, 1.5)[0, 0].numpy() for t in (gx * gx, gx * gy, gy * gy))
+    jxx, jxy, jyy = (gaussian_blur(t, 1.5)[0, 0].numpy() for t in (gx * gx, gx * gy, gy * gy))
     tr = jxx + jyy + 1e-12
     coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy ** 2) / tr
     # gradient direction phi (from x axis, image y down); a streak runs perpendicular to its gradient.
@@ -282,7 +265,6 @@ def folder_domain(folder, size: int, limit: int | None = None) -> tuple[list, di
     """The rainy images of a dataset folder in any known layout (e.g. Rain100L/H as the synthetic domain),
     loaded as in :func:`load_real`, with their manifest."""
     from .config import folder_manifest
-    from .datasets import detect_layout
 
     layout, items = detect_layout(folder)
     paths = [it.rainy for it in items][:limit]

@@ -5,7 +5,7 @@
 * :func:`derain_paths` — a file or a folder (recursive, relative paths kept) to PNG files; a bad file is
   reported (name, reason, fix) and the others are still processed. Input files are never overwritten.
 * :func:`evaluate_folders` — PSNR-Y, SSIM-Y, PSNR-RGB, SSIM-RGB of a folder of results against a folder of
-  ground truths (matched by normalised file stem) or a public dataset root (see :func:`ttl.datasets.detect_layout`).
+  ground truths (matched by normalised file stem) or a public dataset root (see :func:`ttl.layouts.detect_layout`).
 
 The command line wraps these as ``ttl derain`` and ``ttl evaluate``.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .datasets import LayoutError, _norm, detect_layout
+from .layouts import LayoutError, _norm, detect_layout
 from .io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, save_image
 from .metrics import METRIC_LABELS, image_metrics
 from .models import pad_to_multiple
@@ -272,7 +272,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
 
     ``targets`` is a folder of ground truths (matched by relative path, else by file stem, both normalised so
     ``rain-001.png`` matches ``norain-001.png``), or a public dataset root (``input/``+``target/`` and the other
-    layouts of :func:`ttl.datasets.detect_layout`), where each output matches the rainy file of the same name.
+    layouts of :func:`ttl.layouts.detect_layout`), where each output matches the rainy file of the same name.
     Every output needs a ground truth and every ground truth an output (else ``ValueError`` listing them);
     sizes must agree. PSNR of identical images is ``inf`` (so is a mean containing it).
     """

@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 import torch
 
-from .gap import ORIENTATION_BINS, STATISTICS, STREAK_THRESHOLD, rain_layer_estimate
+from .gap import ORIENTATION_BINS, STATISTICS, STREAK_THRESHOLD
+from .imageops import rain_layer_estimate
 
 DOMAIN_COLORS = {"synthetic": "#d95f02", "realistic": "#1b9e77", "real": "#7570b3", "clean": "#666666"}
 

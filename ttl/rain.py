@@ -35,7 +35,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .scenes import _gaussian_blur, heuristic_depth
+from .imageops import gaussian_blur
+from .scenes import heuristic_depth
 
 Range = Union[float, tuple[float, float]]
 
@@ -231,12 +232,12 @@ def _scatter_linear(j_lin: torch.Tensor, depth: torch.Tensor, c: ScatteringConfi
     t = torch.exp(-beta.view(b, 1, 1, 1) * depth)
     # forward scattering: light from neighbours scattered into the line of sight (more when more medium)
     fs = _draw(c.forward_blur, b, g) * scale
-    blurred = torch.stack([_gaussian_blur(j_lin[i:i + 1], max(float(fs[i]), 0.3))[0] for i in range(b)])
+    blurred = torch.stack([gaussian_blur(j_lin[i:i + 1], max(float(fs[i]), 0.3))[0] for i in range(b)])
     mixed = t * j_lin + (1 - t) * blurred
     # glow: a wide halo around bright sources, stronger through more medium
     gl = _draw(c.glow, b, g)
     bright = (j_lin - _crf_inv(torch.tensor(c.glow_threshold), gamma).view(b, 1, 1, 1)).clamp(min=0)
-    halo = _gaussian_blur(bright, c.glow_sigma * max(scale, 0.25))
+    halo = gaussian_blur(bright, c.glow_sigma * max(scale, 0.25))
     mixed = mixed + gl.view(b, 1, 1, 1) * halo * (1 - t)
     out = mixed * t + a_lin * (1 - t)
     params = {"beta": beta, "airlight": a_gray, "airlight_tint": tint, "forward_blur": fs, "glow": gl}

@@ -26,12 +26,48 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .imageops import gaussian_blur
 from .utils import generator
 
 __all__ = ["dead_leaves", "heuristic_depth", "bundled_photos", "Photo", "random_crop", "zoomed_crop",
-           "resize_short_side", "scene_seed", "SPLITS"]
+           "resize_short_side", "scene_seed", "SPLITS", "collection_of", "split_files", "scene_split"]
 
 SPLITS = ("train", "val", "test")
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def scene_split(scene_id: str, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), salt: str = "ttl") -> str:
+    """Stable split of a scene by the SHA-1 of its id: every image of one scene lands in the same split."""
+    u = int(hashlib.sha1(f"{salt}:{scene_id}".encode()).hexdigest()[:12], 16) / 16 ** 12
+    if u < fractions[0]:
+        return "train"
+    return "val" if u < fractions[0] + fractions[1] else "test"
+
+
+def collection_of(path: str | Path) -> str:
+    """The collection a photograph belongs to: its file-name prefix before the first ``_`` (``urban_012.jpg`` ->
+    ``urban``), or ``""`` for names without one."""
+    stem = Path(path).stem
+    return stem.split("_", 1)[0] if "_" in stem else ""
+
+
+def split_files(paths, fractions: tuple[float, float, float] = SPLIT_FRACTIONS) -> dict[str, list[Path]]:
+    """Split image files scene-disjointly (one file = one scene) into ``train``/``val``/``test``, stratified by
+    collection (:func:`collection_of`): within each collection, files are ordered by a hash of their name and the
+    first ``round(f_train * n)`` go to train, the next ``round(f_val * n)`` to val, the rest to test. The
+    assignment depends only on the file names, so it is the same on every machine and for every seed."""
+    groups: dict[str, list[Path]] = {}
+    for p in sorted(Path(p) for p in paths):
+        groups.setdefault(collection_of(p), []).append(p)
+    out: dict[str, list[Path]] = {s: [] for s in SPLITS}
+    for files in groups.values():
+        files = sorted(files, key=lambda p: hashlib.sha1(f"ttl-split:{p.name}".encode()).hexdigest())
+        n_train = round(fractions[0] * len(files))
+        n_val = round(fractions[1] * len(files))
+        out["train"] += files[:n_train]
+        out["val"] += files[n_train:n_train + n_val]
+        out["test"] += files[n_train + n_val:]
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def scene_seed(split: str, seed: int, index: int) -> int:
@@ -130,24 +166,9 @@ def dead_leaves(n: int, size: int | tuple[int, int] = 128, seed: int = 0, split:
     img = torch.where(is_leaf, leaf_rgb, bg)
     depth = torch.where(is_leaf, gather("depth")[:, None], torch.ones(n, 1, h, w))
     if blur > 0:
-        img = _gaussian_blur(img, blur)
-        depth = _gaussian_blur(depth, 1.0)
+        img = gaussian_blur(img, blur)
+        depth = gaussian_blur(depth, 1.0)
     return img.clamp(0, 1), depth.clamp(0, 1)
-
-
-def _gaussian_kernel1d(sigma: float) -> torch.Tensor:
-    r = max(1, int(math.ceil(3 * sigma)))
-    x = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    return k / k.sum()
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = _gaussian_kernel1d(sigma).to(x)
-    c = x.shape[1]
-    r = k.numel() // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def heuristic_depth(img: torch.Tensor) -> torch.Tensor:
@@ -160,7 +181,7 @@ def heuristic_depth(img: torch.Tensor) -> torch.Tensor:
     ramp = torch.linspace(1.0, 0.15, h, device=img.device).view(1, 1, h, 1).expand(b, 1, h, w)
     lum = img.mean(1, keepdim=True)
     small = F.interpolate(lum, size=(max(8, h // 8), max(8, w // 8)), mode="area")
-    smooth = F.interpolate(_gaussian_blur(small, 1.5), size=(h, w), mode="bilinear", align_corners=False)
+    smooth = F.interpolate(gaussian_blur(small, 1.5), size=(h, w), mode="bilinear", align_corners=False)
     return (0.7 * ramp + 0.3 * smooth).clamp(0.05, 1.0)
 
 

@@ -21,12 +21,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .datasets import RealDomainUnlabeled, _seed_of
+from .datasets import RealDomainUnlabeled
 from .rain import RealisticRain, ScatteringConfig, rain_scattering
 from .scenes import dead_leaves
 from .stats import auc
 from .train import evaluate_pairs
-from .utils import generator
+from .utils import generator, seed_of
 
 __all__ = ["RecognitionDataset", "ScatteringDataset", "camera_only", "recognition_step", "scattering_step",
            "evaluate_recognition", "evaluate_scattering"]
@@ -79,7 +79,7 @@ class RecognitionDataset(Dataset):
                 {"image": next(neg), "label": torch.tensor(0.0)} for i in idx]
 
     def _negatives(self, idx: list[int]) -> list[torch.Tensor]:
-        g = generator(_seed_of(self.neg_seed, self.epoch, *idx))
+        g = generator(seed_of(self.neg_seed, self.epoch, *idx))
         if self.neg_bank is not None:
             imgs = [self.neg_bank.get(i, g)[0] for i in idx]
             return list(self.camera(torch.stack(imgs), g).rainy)
@@ -108,7 +108,7 @@ class ScatteringDataset(Dataset):
 
     def __getitems__(self, idx: list[int]) -> list[dict[str, torch.Tensor]]:
         target = torch.stack([it["rainy"] for it in self.images.__getitems__(idx)])
-        g = generator(_seed_of(self.images.seed, 11, self.epoch, *idx))
+        g = generator(seed_of(self.images.seed, 11, self.epoch, *idx))
         degraded = rain_scattering(target, None, g, self.scattering).rainy
         return [{"input": degraded[k], "target": target[k]} for k in range(len(idx))]
 
