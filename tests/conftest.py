@@ -9,7 +9,10 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_DIR = Path(os.environ.get("TTL_REAL_DIR", ROOT.parent / "shared" / "data" / "real_rainy"))
+SHARED_DATA = Path(os.environ.get("TTL_SHARED_DATA", ROOT.parent / "shared" / "data"))
+REAL_DIR = Path(os.environ.get("TTL_REAL_DIR", SHARED_DATA / "real_rainy"))
+SCENES_DIR = SHARED_DATA / "clean_scenes"
+PUBLIC_DIR = SHARED_DATA / "paired_public"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 

@@ -50,7 +50,7 @@ def test_rain1400_layout_pairs_many_rainy_per_clean(tmp_path):
 
 def test_rain13k_layout(tmp_path):
     name, items = detect_layout(make_rain13k(tmp_path))
-    assert name == "rain13k-test" and len(items) == 5
+    assert name == "rain13k" and len(items) == 5
     assert all(it.rainy.name == it.clean.name for it in items)
 
 
@@ -59,6 +59,38 @@ def test_rain100_old_layout(tmp_path, in_subdir):
     name, items = detect_layout(make_rain100_old(tmp_path, in_subdir))
     assert name == "rain100-old" and len(items) == 3
     assert all(it.rainy.stem.replace("rain-", "") == it.clean.stem.replace("norain-", "") for it in items)
+
+
+def test_rain200_heavyrain_and_ddn_folder_layouts(tmp_path):
+    for k in (1, 2):
+        for sub in ("rain", "norain"):
+            write_png(tmp_path / "r200" / sub / f"norain-{k}.png", rand_img(seed=k))
+        write_png(tmp_path / "heavy" / "in" / f"im_000{k}_s80_a04.png", rand_img(seed=k))
+        write_png(tmp_path / "heavy" / "gt" / f"im_000{k}.png", rand_img(seed=k + 9))
+        write_png(tmp_path / "ddn" / f"{k}rain.jpg", rand_img(seed=k))
+        write_png(tmp_path / "ddn" / f"{k}ground_truth.jpg", rand_img(seed=k + 9))
+    name, items = detect_layout(tmp_path / "r200")
+    assert name == "rain200" and {(it.rainy.parent.name, it.clean.parent.name) for it in items} == {("rain", "norain")}
+    name, items = detect_layout(tmp_path / "heavy")
+    assert name == "heavyrain" and {(it.rainy.stem, it.clean.stem) for it in items} == {
+        ("im_0001_s80_a04", "im_0001"), ("im_0002_s80_a04", "im_0002")}
+    name, items = detect_layout(tmp_path / "ddn")
+    assert name == "ddn-folder" and {(it.rainy.name, it.clean.name) for it in items} == {
+        ("1rain.jpg", "1ground_truth.jpg"), ("2rain.jpg", "2ground_truth.jpg")}
+    (tmp_path / "heavy" / "gt" / "im_0002.png").unlink()
+    with pytest.raises(LayoutError, match="im_0002_s80_a04"):
+        detect_layout(tmp_path / "heavy")
+
+
+def test_the_shared_public_samples_are_found_by_their_layouts():
+    from conftest import PUBLIC_DIR
+
+    if not PUBLIC_DIR.is_dir():
+        pytest.skip(f"no public samples at {PUBLIC_DIR}")
+    found = {d.name: detect_layout(d) for d in sorted(PUBLIC_DIR.iterdir()) if d.is_dir()}
+    assert {k: (v[0], len(v[1])) for k, v in found.items()} == {
+        "ddn_sample": ("ddn-folder", 3), "heavyrain_sample": ("heavyrain", 4), "rain13k_sample": ("rain13k", 38),
+        "rain200_sample_test": ("rain200", 5), "rain200_sample_train": ("rain200", 18)}
 
 
 def test_spa_layout_strips_gt_suffix(tmp_path):

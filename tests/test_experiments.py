@@ -34,4 +34,4 @@ def test_gap_experiment_on_a_public_layout_folder(tmp_path):
         write_png(tmp_path / "target" / f"{i}.png", (clean[i].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8))
     res = synthetic_to_real_gap(_tiny_cfg(), seed=0, device="cpu", synthetic_dir=tmp_path, progress=False)
     _check(res)
-    assert res["train_manifest"]["layout"] == "rain13k-test"
+    assert res["train_manifest"]["layout"] == "rain13k"

@@ -137,4 +137,4 @@ def test_real_and_folder_domains(tmp_path):
     imgs, man = real_domain(tmp_path / "real", 32, limit=4)
     assert len(imgs) == 4 and imgs[0][0].shape == (3, 32, 32) and man["calibration_files_excluded"] == 0
     imgs, man = folder_domain(tmp_path / "syn", 32)
-    assert len(imgs) == 5 and man["layout"] == "rain13k-test"
+    assert len(imgs) == 5 and man["layout"] == "rain13k"

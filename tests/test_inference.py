@@ -228,7 +228,7 @@ def test_evaluate_dataset_root_and_errors(tmp_path, capsys):
         write_png(root / "target" / f"{i}.png", rand_img(24, 24, seed=i))
         write_png(tmp_path / "res" / f"{i}.png", _noisy(rand_img(24, 24, seed=i), i))
     res = evaluate_folders(tmp_path / "res", root)
-    assert res["layout"] == "rain13k-test" and res["n"] == 3
+    assert res["layout"] == "rain13k" and res["n"] == 3
     assert all(r["target"].endswith(f"target{os.sep}{r['name']}") for r in res["images"])
     assert res["mean"]["psnr_y"] == pytest.approx(np.mean([r["psnr_y"] for r in res["images"]]))
     # unmatched names are listed, in both directions

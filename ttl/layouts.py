@@ -25,7 +25,13 @@ __all__ = ["LAYOUTS", "LayoutError", "PairedItem", "detect_layout", "load_pair",
 
 LAYOUTS = {
     "rain1400": "Rain1400/DDN: rainy_image/{id}_{k}.* (k = 1..14) and ground_truth/{id}.*",
-    "rain13k-test": "Rain13K test layout (Rain100L/H, Test100, Rain800, Test1200...): input/ and target/ with matching names",
+    "rain13k": "Rain13K layout (its train set, and the test sets Rain100L/H, Test100, Rain800, Test1200 as MPRNet "
+               "ships them): input/ and target/ with matching names",
+    "rain200": "JORDER-E re-release of Rain100L/H and Rain200L/H: rain/norain-K.* and norain/norain-K.* (the same "
+               "file name in both folders)",
+    "heavyrain": "Heavy Rain (Li et al., CVPR 2019): in/im_K_sS_aA.* (rain streak and haze settings in the name) "
+                 "and gt/im_K.*",
+    "ddn-folder": "DDN samples in one folder: Krain.* beside Kground_truth.*",
     "rain100-old": "old Rain100L/H: rainy/rain-XXX.* with norain-XXX.* beside rainy/ (or in norain/)",
     "spa-data": "SPA-Data (real paired): rain/ and gt/ (or norain/), clean files named like the rainy ones, "
                 "optionally with a 'gt' suffix",
@@ -117,8 +123,29 @@ def detect_layout(folder: str | os.PathLike, layout: str | None = None) -> tuple
                               f"(e.g. {', '.join(missing[:3])})")
         if items:
             return "rain1400", items
-    if want("rain13k-test") and (folder / "input").is_dir() and (folder / "target").is_dir():
-        return "rain13k-test", _match(_images(folder / "input"), _images(folder / "target"), folder, "rain13k-test")
+    if want("rain13k") and (folder / "input").is_dir() and (folder / "target").is_dir():
+        return "rain13k", _match(_images(folder / "input"), _images(folder / "target"), folder, "rain13k")
+    if want("rain200") and (folder / "rain").is_dir() and (folder / "norain").is_dir():
+        rain, clean = _images(folder / "rain"), _images(folder / "norain")
+        if rain and {p.name for p in rain} <= {p.name for p in clean}:
+            return "rain200", [PairedItem(p, folder / "norain" / p.name, _norm(p.stem)) for p in rain]
+    if want("heavyrain") and (folder / "in").is_dir() and (folder / "gt").is_dir():
+        gts = {p.stem: p for p in _images(folder / "gt")}
+        items, missing = [], []
+        for r in _images(folder / "in"):
+            sid = re.sub(r"_s\d+(\.\d+)?_a\d+(\.\d+)?$", "", r.stem)
+            (items.append(PairedItem(r, gts[sid], sid)) if sid in gts else missing.append(r.name))
+        if missing:
+            raise LayoutError(f"{folder}: layout 'heavyrain', but {len(missing)} rainy files have no ground truth "
+                              f"in gt/ (e.g. {', '.join(missing[:3])})")
+        if items:
+            return "heavyrain", items
+    if want("ddn-folder"):
+        files = _images(folder)
+        rain = {p.stem[:-4]: p for p in files if p.stem.lower().endswith("rain") and len(p.stem) > 4}
+        gt = {p.stem[:-12]: p for p in files if p.stem.lower().endswith("ground_truth") and len(p.stem) > 12}
+        if rain and gt and set(rain) <= set(gt):
+            return "ddn-folder", [PairedItem(rain[k], gt[k], k) for k in sorted(rain)]
     if want("rain100-old") and (folder / "rainy").is_dir():
         rain = [p for p in _images(folder / "rainy") if p.stem.lower().startswith("rain-")]
         clean = [p for p in _images(folder) + _images(folder / "norain") if p.stem.lower().startswith("norain-")]
