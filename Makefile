@@ -14,7 +14,7 @@ REAL_DIR ?= $(firstword $(wildcard ../shared/data/real_rainy))
 STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: study test venv calibrate benchmark clean-venv
+.PHONY: study test venv calibrate benchmark clean-venv data
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,10 @@ study: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Rebuild the data folder (clean_scenes/, paired_public/, real_rainy/) from its public originals into data/.
+data: venv
+	$(PY) -m ttl data fetch --to data
 
 calibrate: venv
 	$(PY) -m ttl calibrate --real-dir $(REAL_DIR)

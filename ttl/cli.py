@@ -1,5 +1,5 @@
-"""The ``ttl`` command line: ``ttl study``, ``ttl stage``, ``ttl report``, ``ttl calibrate``, ``ttl benchmark``,
-``ttl derain``, ``ttl evaluate``."""
+"""The ``ttl`` command line: ``ttl study``, ``ttl data``, ``ttl stage``, ``ttl report``, ``ttl calibrate``,
+``ttl benchmark``, ``ttl derain``, ``ttl evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--resume", action="store_true", help="continue killed runs from their last checkpoints")
     st.add_argument("--param", "-p", action="append", help="any preset size, NAME=VALUE (JSON values)")
     st.set_defaults(fn=_stage)
+    from .fetch import add_cli as add_data_cli  # ttl data fetch | list (stdlib-only at import: --help stays fast)
+
+    add_data_cli(sub)
     a = p.parse_args(argv)
     return a.fn(a)
 
