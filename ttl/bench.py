@@ -37,3 +37,64 @@ def benchmark_renderers(size: int = 128, batch: int = 32, repeats: int = 7, thre
         return out
     finally:
         torch.set_num_threads(old)
+
+
+def _training_data(n: int = 64, size: int = 128, seed: int = 0):
+    """Fixed synthetic pairs (procedural scenes, light and heavy synthetic rain) for the training benchmarks."""
+    from .datasets import FixedPairs
+
+    clean, _ = dead_leaves(n, size, seed=seed)
+    rainy = torch.cat([SyntheticRain("light")(clean[: n // 2], generator(seed)).rainy,
+                       SyntheticRain("heavy")(clean[n // 2:], generator(seed + 1)).rainy])
+    return FixedPairs(list(rainy), list(clean), patch=None, seed=seed)
+
+
+def benchmark_training(widths: dict[str, int] | None = None, settings: dict[str, dict] | None = None,
+                       patch: int = 64, steps: int = 30, warmup: int = 5, repeats: int = 5,
+                       threads: int | None = None) -> dict[str, dict]:
+    """Training throughput (patches per second, median over ``repeats``) of the study's restoration networks through
+    the engine (data, forward, L1 loss, backward, clipping, AdamW, schedule), for each network width and each engine
+    setting. ``settings`` maps a name to ``{"batch", "amp", "channels_last"}``; the default compares the loop of
+    before (fp32, contiguous memory, batch 8) with the loop of now (bf16 autocast where supported, channels-last)
+    at batch 8 and at the study's batch 16."""
+    import torch.nn.functional as F
+
+    from .engine import TrainConfig, train
+    from .models import RestorationNet
+
+    widths = widths or {"student": 8, "large": 16}
+    settings = settings or {"fp32, contiguous, batch 8 (before)": {"batch": 8, "amp": False, "channels_last": False},
+                            "bf16 + channels-last, batch 8": {"batch": 8, "amp": True, "channels_last": True},
+                            "bf16 + channels-last, batch 16 (study)": {"batch": 16, "amp": True, "channels_last": True}}
+    old = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        data = _training_data()
+        data.patch = patch
+        out: dict[str, dict] = {}
+        for net, width in widths.items():
+            for name, s in settings.items():
+                rates = []
+                for r in range(repeats):
+                    times: list[float] = []
+                    last = [time.perf_counter()]
+
+                    def on_step(step):
+                        now = time.perf_counter()
+                        if step > warmup:
+                            times.append(now - last[0])
+                        last[0] = now
+
+                    torch.manual_seed(r)
+                    model = RestorationNet(width=width, depth=3)
+                    cfg = TrainConfig(steps=warmup + steps, batch=s["batch"], seed=r, device="cpu", progress=False,
+                                      amp=s["amp"], channels_last=s["channels_last"])
+                    train(model, data, lambda m, b: F.l1_loss(m(b["rainy"]).float(), b["clean"]), cfg,
+                          on_step=on_step)
+                    rates.append(s["batch"] / statistics.median(times))
+                out[f"{net} | {name}"] = {"network": net, "width": width, "setting": name, **s, "patch": patch,
+                                          "median_patches_per_s": statistics.median(rates), "runs": rates}
+        return out
+    finally:
+        torch.set_num_threads(old)

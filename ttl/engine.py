@@ -1,8 +1,12 @@
 """The training engine: one readable loop for every stage (teachers, distillation, fine-tuning, baselines).
 
 * ``step_fn(model, batch) -> loss`` says what a stage optimises; the engine does the rest: AdamW, a
-  warm-up + cosine learning-rate schedule (``LambdaLR``), gradient clipping, bf16 autocast on CUDA,
-  validation every ``val_every`` steps, a JSON log of the curves, a tqdm progress bar.
+  warm-up + cosine learning-rate schedule (``LambdaLR``), gradient clipping, validation every ``val_every``
+  steps, a JSON log of the curves, a tqdm progress bar.
+* **Speed**: bf16 autocast on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX; :func:`bf16_supported`), with
+  fp32 master weights and optimiser state, and the channels-last memory format, which oneDNN's convolutions
+  prefer. Together they about double training throughput on a 2-core CPU (``ttl benchmark --training``);
+  ``TrainConfig(amp=False, channels_last=False)`` is the plain fp32 loop.
 * **Checkpoints** (``{run_dir}/last.pt``) are written atomically (temporary file, then ``os.replace``) and hold
   the model, optimiser, scheduler, every RNG state, the step and the log. A killed run started again with the
   same arguments resumes from its last checkpoint and ends where an uninterrupted run ends: the data order is a
@@ -34,7 +38,7 @@ from tqdm.auto import tqdm
 from .utils import resolve_device
 
 __all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
-           "distributed_context", "is_main"]
+           "distributed_context", "is_main", "bf16_supported", "to_device"]
 
 
 class CheckpointError(RuntimeError):
@@ -56,9 +60,35 @@ class TrainConfig:
     ckpt_every: int = 0  # 0: checkpoint only at the end
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # bf16 autocast, on CUDA only
+    amp: bool = True  # bf16 autocast where the hardware supports bf16 natively (CUDA; CPUs with AVX512-BF16/AMX)
+    channels_last: bool = True  # NHWC memory format for 4-D tensors (faster convolutions with oneDNN and cuDNN)
     progress: bool = True
     desc: str = "train"
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast pays on ``device``: CUDA, or a CPU whose oneDNN has native bf16 kernels (on other CPUs
+    bf16 is emulated and slower than fp32)."""
+    if device.type == "cuda":
+        return True
+    if device.type != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # pragma: no cover - builds without oneDNN
+        return False
+
+
+def to_device(batch: dict, device: torch.device, channels_last: bool = False) -> dict:
+    """Move a batch's tensors to ``device`` (4-D tensors in the channels-last format when asked)."""
+    out = {}
+    for k, v in batch.items():
+        if torch.is_tensor(v):
+            v = v.to(device, non_blocking=True)
+            if channels_last and v.ndim == 4:
+                v = v.contiguous(memory_format=torch.channels_last)
+        out[k] = v
+    return out
 
 
 # ------------------------------------------------------------------------------------------ checkpoints
@@ -194,6 +224,8 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
         raise ValueError(f"batch={cfg.batch} is not divisible by the {ctx.world} processes; use a multiple")
     torch.manual_seed(cfg.seed)
     model.to(dev).train()
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
     params = parameters if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = cfg.warmup if cfg.warmup is not None else max(1, cfg.steps // 20)
@@ -219,7 +251,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
         log["resumed_from"] = start
     net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
         if ctx.world > 1 else model
-    amp = cfg.amp and dev.type == "cuda"
+    amp = cfg.amp and bf16_supported(dev)
 
     def checkpoint(step: int) -> None:
         if ckpt is None or not ctx.main:
@@ -234,7 +266,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     bar = tqdm(range(start, cfg.steps), desc=cfg.desc, disable=not (cfg.progress and ctx.main), mininterval=2,
                initial=start, total=cfg.steps)
     for step in bar:
-        b = {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+        b = to_device(next(batches), dev, cfg.channels_last)
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             loss = step_fn(net, b)
         opt.zero_grad(set_to_none=True)
@@ -264,6 +296,8 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
         if on_step is not None:
             on_step(step + 1)
     model.eval()
+    if cfg.channels_last:
+        model.to(memory_format=torch.contiguous_format)
     if ctx.world > 1:
         dist.barrier()
     return log
