@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-__all__ = ["luminance", "rain_layer_estimate", "gaussian_blur", "gaussian_kernel1d"]
+__all__ = ["luminance", "rain_layer_estimate", "gaussian_blur", "gaussian_kernel1d", "to_uint8"]
 
 
 def luminance(img: torch.Tensor) -> torch.Tensor:
@@ -43,3 +43,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     r = k.numel() // 2
     x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` float image(s) to uint8 (rounded): how fixed data are kept in memory, as they would be on disk."""
+    return (x.clamp(0, 1) * 255 + 0.5).to(torch.uint8)

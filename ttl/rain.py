@@ -7,15 +7,19 @@ over the batch with torch (streaks are integrated along a per-pixel direction fi
 
 * :class:`SyntheticRain` — the "Photoshop" recipe behind Rain100L/H and Rain1400: sparse noise, threshold,
   a small blur, a motion blur along one dominant direction, scaling, screen (or additive) blend and clip.
-  Presets ``"light"`` (one layer, Rain100L-like) and ``"heavy"`` (several directions, Rain100H-like).
+  Presets ``"light"`` and ``"heavy"`` (several directions), calibrated by ``ttl calibrate --what synthetic`` on
+  the exact rain layers of public *training* pairs (``ttl/calibration_synthetic.json``; light on Rain13K's,
+  heavy on Rain200H's); the hand-set starting points are :data:`SYNTHETIC_DEFAULTS`.
 * :class:`RealisticRain` — our stand-in for real rain, built from what is known about real rain and
   calibrated against real photographs (``ttl.calibrate``): several depth layers with perspective (near
   streaks long, wide, defocused, translucent; far ones thin and faint) that scene objects occlude, a spatially
   varying wind direction, streak radiance taken from the environment and composited with alpha,
   veiling/accumulation ``I = J·t + A·(1−t)`` with ``t = exp(−β·depth)``, forward-scattering blur and glow,
   exposure time setting streak length, Poisson–Gaussian sensor noise in linear light, the camera's tone curve,
-  and JPEG compression. Its clean image is **for evaluation only**: training code for the real domain uses
-  :class:`ttl.datasets.RealDomainUnlabeled`, which cannot return it.
+  and JPEG compression. It returns two ground truths, both **for evaluation only** (training code for the real
+  domain uses :class:`ttl.datasets.RealDomainUnlabeled`, which cannot return them): the clean scene, and
+  ``streak_free`` — the same rendering with the streak layers removed (veil, glow, tone curve and JPEG kept,
+  sensor noise off), the analogue of SPA-Data's ground truth (a temporal median of the rainy video).
 * :func:`rain_scattering` — the scattering part alone (veiling, forward-scattering blur, glow): the
   degradation of notebook 02's second teacher.
 
@@ -23,6 +27,7 @@ Ranges ``(lo, hi)`` in the configs are sampled uniformly per image; a single num
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -41,18 +46,21 @@ from .scenes import heuristic_depth
 Range = Union[float, tuple[float, float]]
 
 __all__ = ["SyntheticRainConfig", "RealisticRainConfig", "ScatteringConfig", "SyntheticRain", "RealisticRain",
-           "RainSample", "rain_scattering", "render_streaks", "jpeg_compress", "SYNTHETIC_PRESETS",
+           "RainSample", "rain_scattering", "render_streaks", "jpeg_compress", "SYNTHETIC_DEFAULTS",
+           "synthetic_preset", "SYNTHETIC_CALIBRATION_FILE",
            "calibrated_realistic_config", "calibration_digests", "layer_geometry"]
 
 
 @dataclass
 class RainSample:
-    """What a renderer returns. ``params`` maps each parameter name to a per-image tensor."""
+    """What a renderer returns. ``params`` maps each parameter name to a per-image tensor; ``streak_free`` (realistic
+    rain only) is the rendering without its streaks, the deraining target of the realistic domain."""
 
     rainy: torch.Tensor
     clean: torch.Tensor
     rain_layer: torch.Tensor
     params: dict[str, torch.Tensor]
+    streak_free: torch.Tensor | None = None
 
 
 def _draw(r: Range, n: int, g: torch.Generator, log: bool = False) -> torch.Tensor:
@@ -140,31 +148,58 @@ class SyntheticRainConfig:
     intensity: Range = (0.55, 0.9)  # streak brightness
     blend: str = "screen"  # "screen" or "add" (add then clip)
 
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
-SYNTHETIC_PRESETS: dict[str, SyntheticRainConfig] = {
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SyntheticRainConfig":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown synthetic-rain settings {sorted(unknown)}; valid: {sorted(names)}")
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+# the hand-set recipes (Rain100L-like light rain, Rain100H-like heavy rain): where the calibration starts
+SYNTHETIC_DEFAULTS: dict[str, SyntheticRainConfig] = {
     "light": SyntheticRainConfig(),
     "heavy": SyntheticRainConfig(layers=(2, 4), density=(0.002, 0.005), length=(18.0, 40.0), width=(0.6, 1.1),
                                  layer_spread=25.0, intensity=(0.55, 0.85)),
 }
+SYNTHETIC_CALIBRATION_FILE = Path(__file__).with_name("calibration_synthetic.json")
+
+
+def synthetic_preset(name: str, calibrated: bool = True) -> SyntheticRainConfig:
+    """The ``light`` or ``heavy`` recipe: as calibrated on public training pairs (``ttl calibrate --what synthetic``,
+    ``ttl/calibration_synthetic.json``) when that record exists and ``calibrated``, else the hand-set default."""
+    if name not in SYNTHETIC_DEFAULTS:
+        raise ValueError(f"unknown synthetic rain preset {name!r}; valid: {', '.join(SYNTHETIC_DEFAULTS)}")
+    if calibrated and SYNTHETIC_CALIBRATION_FILE.is_file():
+        rec = json.loads(SYNTHETIC_CALIBRATION_FILE.read_text())
+        if name in rec:
+            return SyntheticRainConfig.from_dict(rec[name]["config"])
+    return copy.deepcopy(SYNTHETIC_DEFAULTS[name])
 
 
 class SyntheticRain:
-    """Photoshop-style rain. ``SyntheticRain("light")``, ``SyntheticRain("heavy")`` or a config."""
+    """Photoshop-style rain. ``SyntheticRain("light")``, ``SyntheticRain("heavy")`` (calibrated presets, see
+    :func:`synthetic_preset`) or a :class:`SyntheticRainConfig`."""
 
     def __init__(self, config: Union[str, SyntheticRainConfig] = "light"):
         if isinstance(config, str):
-            if config not in SYNTHETIC_PRESETS:
-                raise ValueError(f"unknown synthetic rain preset {config!r}; valid: {', '.join(SYNTHETIC_PRESETS)}")
-            config = SYNTHETIC_PRESETS[config]
+            config = synthetic_preset(config)
         if config.blend not in ("screen", "add"):
             raise ValueError(f"blend={config.blend!r}; valid: 'screen', 'add'")
         self.config = config
 
     @torch.no_grad()
-    def __call__(self, clean: torch.Tensor, g: torch.Generator) -> RainSample:
+    def __call__(self, clean: torch.Tensor, g: torch.Generator, scale: float | None = None) -> RainSample:
+        """Rain on ``clean`` (B,3,H,W). Streak sizes are set for a 256-px image and scaled by ``scale`` (default:
+        the short side / 256; pass the size of the photograph a crop was cut from, so that rain on a crop looks like
+        rain on the whole photograph)."""
         c = self.config
         b, _, h, w = clean.shape
-        scale = min(h, w) / 256
+        scale = min(h, w) / 256 if scale is None else scale
         nl = c.layers if isinstance(c.layers, int) else None
         n_layers = torch.full((b,), nl) if nl else torch.randint(c.layers[0], c.layers[1] + 1, (b,), generator=g)
         base_angle = _draw(c.angle, b, g)
@@ -221,9 +256,10 @@ def _crf_inv(y: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
 
 
 def _scatter_linear(j_lin: torch.Tensor, depth: torch.Tensor, c: ScatteringConfig, g: torch.Generator,
-                    gamma: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+                    gamma: torch.Tensor, scale: float | None = None
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
     b, _, h, w = j_lin.shape
-    scale = min(h, w) / 256
+    scale = min(h, w) / 256 if scale is None else scale
     beta = _draw(c.beta, b, g)
     a_gray = _draw(c.airlight, b, g)
     tint = _draw(c.airlight_tint, b, g)
@@ -246,7 +282,7 @@ def _scatter_linear(j_lin: torch.Tensor, depth: torch.Tensor, c: ScatteringConfi
 
 @torch.no_grad()
 def rain_scattering(clean: torch.Tensor, depth: torch.Tensor | None, g: torch.Generator,
-                    config: ScatteringConfig | None = None) -> RainSample:
+                    config: ScatteringConfig | None = None, scale: float | None = None) -> RainSample:
     """Degrade ``clean`` by rain scattering only (veiling, forward-scattering blur, glow), no streaks or noise.
 
     ``depth`` (B,1,H,W) in [0,1]; ``None`` uses :func:`ttl.scenes.heuristic_depth`. Returns a
@@ -255,7 +291,7 @@ def rain_scattering(clean: torch.Tensor, depth: torch.Tensor | None, g: torch.Ge
     b = clean.shape[0]
     depth = heuristic_depth(clean) if depth is None else depth
     gamma = _draw(c.crf_gamma, b, g)
-    out, params, _ = _scatter_linear(_crf_inv(clean, gamma), depth, c, g, gamma)
+    out, params, _ = _scatter_linear(_crf_inv(clean, gamma), depth, c, g, gamma, scale)
     rainy = _crf(out, gamma).clamp(0, 1)
     params["crf_gamma"] = gamma
     return RainSample(rainy, clean, rainy - clean, params)
@@ -355,15 +391,19 @@ class RealisticRain:
         self.config = config or calibrated_realistic_config()
 
     @torch.no_grad()
-    def __call__(self, clean: torch.Tensor, g: torch.Generator, depth: torch.Tensor | None = None) -> RainSample:
+    def __call__(self, clean: torch.Tensor, g: torch.Generator, depth: torch.Tensor | None = None,
+                 scale: float | None = None) -> RainSample:
+        """Rain on ``clean`` (B,3,H,W) with ``depth`` (B,1,H,W; default :func:`ttl.scenes.heuristic_depth`).
+        ``scale`` as in :meth:`SyntheticRain.__call__`."""
         c = self.config
         b, _, h, w = clean.shape
-        scale = min(h, w) / 256
+        scale = min(h, w) / 256 if scale is None else scale
         depth = heuristic_depth(clean) if depth is None else depth
         gamma = _draw(c.scattering.crf_gamma, b, g)
         j_lin = _crf_inv(clean, gamma)
-        img, params, a_lin = _scatter_linear(j_lin, depth, c.scattering, g, gamma)
+        img, params, a_lin = _scatter_linear(j_lin, depth, c.scattering, g, gamma, scale)
         params["crf_gamma"] = gamma
+        veiled = img  # the scene through the rain's atmosphere, before any streak: the streak-free target
 
         # wind: a smooth direction field around a mean direction
         mean_angle = _draw(c.wind_angle, b, g)
@@ -405,9 +445,10 @@ class RealisticRain:
         sigma = torch.sqrt(pa * img.clamp(min=0) + pb ** 2)
         img = img + sigma * torch.randn(img.shape, generator=g)
         rainy = _crf(img.clamp(0, 1), gamma).clamp(0, 1)
+        streak_free = _crf(veiled.clamp(0, 1), gamma).clamp(0, 1)
         params.update({"noise_poisson": pa.view(b), "noise_gauss": pb.view(b)})
         if c.jpeg_quality is not None:
             q = _draw(c.jpeg_quality, b, g)
-            rainy = jpeg_compress(rainy, q)
+            rainy, streak_free = jpeg_compress(rainy, q), jpeg_compress(streak_free, q)
             params["jpeg_quality"] = q
-        return RainSample(rainy, clean, rainy - clean, params)
+        return RainSample(rainy, clean, rainy - clean, params, streak_free=streak_free)
