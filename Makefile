@@ -9,8 +9,11 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PRESET ?= default
-# Real rainy photographs for the gap analysis, when the folder beside the checkout exists (never committed).
-REAL_DIR ?= $(firstword $(wildcard ../shared/data/real_rainy))
+# The data folder (clean_scenes/, real_rainy/, paired_public/; never committed): `auto` = data/ when `make data`
+# fetched it, else ../shared/data beside the checkout, else the embedded fallback; `none` forces the fallback.
+DATA_DIR ?= auto
+REAL_DIR ?= $(firstword $(wildcard data/real_rainy ../shared/data/real_rainy))
+PUBLIC_DIR ?= $(firstword $(wildcard data/paired_public ../shared/data/paired_public))
 STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
@@ -25,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 study: venv
-	$(PY) -m ttl study --preset $(PRESET) $(if $(REAL_DIR),--real-dir $(REAL_DIR)) --times results/study_times_$(PRESET).json $(STUDY_ARGS)
+	$(PY) -m ttl study --preset $(PRESET) --data-dir $(DATA_DIR) --times results/study_times_$(PRESET).json $(STUDY_ARGS)
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -35,10 +38,11 @@ data: venv
 	$(PY) -m ttl data fetch --to data
 
 calibrate: venv
-	$(PY) -m ttl calibrate --real-dir $(REAL_DIR)
+	$(PY) -m ttl calibrate --real-dir $(REAL_DIR) --public-dir $(PUBLIC_DIR)
 
 benchmark: venv
 	$(PY) -m ttl benchmark --out results/benchmark_renderers.json
+	$(PY) -m ttl benchmark --training --threads 0 --out results/benchmark_training.json
 	$(PY) -m ttl report
 
 clean-venv:

@@ -8,27 +8,21 @@ import torch
 from conftest import rand_img, write_png
 from ttl import evaluation as E
 from ttl.config import resolve_config
-from ttl.scenes import scene_split
+from ttl.io import list_images
 from ttl.models import RestorationNet, save_model
-
-
-def _names(split, n):
-    out, k = [], 0
-    while len(out) < n:
-        if scene_split(f"img{k}") == split:
-            out.append(f"img{k}")
-        k += 1
-    return out
+from ttl.scenes import split_files
 
 
 def test_real_test_images_never_include_the_train_split_and_skip_tiny_ones(tmp_path):
-    for name in _names("train", 3) + _names("test", 2):
-        write_png(tmp_path / f"{name}.png", rand_img(200, 260, seed=len(name)))
-    small = _names("val", 1)[0]
-    write_png(tmp_path / f"{small}.png", rand_img(100, 120))
+    for k in range(20):
+        write_png(tmp_path / f"img{k:02d}.png", rand_img(200, 260, seed=k))
+    parts = split_files(list_images(tmp_path))
+    small = parts["val"][0]
+    write_png(small, rand_img(100, 120))
     imgs, names, manifest = E.real_test_images(tmp_path, short_side=0)
-    assert sorted(names) == sorted(f"{n}.png" for n in _names("test", 2))
-    assert manifest["skipped_too_small"] == [f"{small}.png"] and len(imgs) == 2
+    held = sorted(p.name for p in parts["val"] + parts["test"] if p != small)
+    assert sorted(names) == held and not set(names) & {p.name for p in parts["train"]}
+    assert manifest["skipped_too_small"] == [small.name] and len(imgs) == len(held)
     imgs, _, _ = E.real_test_images(tmp_path, short_side=100)  # never below NIQE's minimum
     assert min(imgs[0].shape[-2:]) == 192
 
@@ -54,15 +48,20 @@ def test_every_checkpoint_is_scored_on_every_set_and_real_photo(tmp_path):
     ck = E.finetuned_checkpoints(_ckpt_dir(tmp_path))
     assert list(ck) == ["ttl", "sup-full", "sup-full-large"]
     sets = E.test_sets(resolve_config("smoke"), 0)
+    assert set(sets) == {"synthetic", "realistic", "realistic_clean"}
+    assert sets["realistic"]["rainy"] is sets["realistic_clean"]["rainy"]  # one rainy set, two targets
     real = [torch.rand(3, 200, 210, generator=torch.Generator().manual_seed(1))]
-    pairs = ([torch.rand(3, 30, 41)], [torch.rand(3, 30, 41)])
-    res = E.evaluate_checkpoints(ck, sets, real, pairs, "cpu", tile=32, overlap=8, progress=False)
+    sets["real-paired"] = {"rainy": [torch.rand(3, 30, 41)], "clean": [torch.rand(3, 30, 41)]}
+    res = E.evaluate_checkpoints(ck, sets, real, "cpu", tile=32, overlap=8, progress=False)
     assert set(res) == {"input", "ttl", "sup-full", "sup-full-large"}
     r = res["ttl"][0]
-    assert set(r["val"]) == {"synthetic", "realistic", "real-paired"} and len(r["noref"]["niqe"]) == 1
+    assert set(r["val"]) == {"synthetic", "realistic", "realistic_clean", "real-paired"}
+    assert len(r["noref"]["niqe"]) == len(r["noref"]["streak_energy"]) == 1 and "p_rain" not in r["noref"]
     assert len(r["val"]["synthetic"]["per_image"]["psnr_y"]) == len(sets["synthetic"]["rainy"])
+    assert r["val"]["realistic"]["psnr_y"] != r["val"]["realistic_clean"]["psnr_y"]
     nr = E.noref_table(res, list(ck), 50, 0)
     assert set(nr) == {"input", "ttl", "sup-full", "sup-full-large"} and "ttl_minus" in nr["sup-full"]["niqe"]
+    assert nr["input"]["streak_energy"]["removed_pooled"] in (0, None)  # None: random images hold no streaks
     speed = E.size_speed(ck, size=64, repeats=1)
     assert len(speed) == 2 and (speed["CPU s/MP"] > 0).all()  # two architectures
 
@@ -72,7 +71,8 @@ def _cmp(low, high, mean=None):
 
 
 def _comparisons(syn_full, rea_full, syn_semi, rea_semi):
-    return {"sup-full": {"synthetic": {"psnr_y": _cmp(*syn_full)}, "realistic": {"psnr_y": _cmp(*rea_full)}},
+    return {"sup-full": {"synthetic": {"psnr_y": _cmp(*syn_full)}, "realistic": {"psnr_y": _cmp(*rea_full)},
+                         "realistic_clean": {"psnr_y": _cmp(-1, 1)}},
             "syn2real": {"synthetic": {"psnr_y": _cmp(*syn_semi)}, "realistic": {"psnr_y": _cmp(*rea_semi)}}}
 
 
@@ -93,10 +93,14 @@ def test_verdicts_follow_their_rules():
     v = {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, _comparisons((-0.8, 0.1), (-0.1, 0.4),
                                                                              (-0.3, -0.1), (0.1, 0.4)), None)}
     assert (v["C3a"], v["C3b"], v["C3c"]) == ("mixed", "not supported", "mixed")
-    worse_niqe = {"sup-full": {"niqe": {"ttl_minus": _cmp(0.2, 0.9)}}}
-    v = {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, _comparisons((0, 1), (0.1, 0.5), (0, 1), (0.2, 0.4)),
-                                                      worse_niqe)}
-    assert v["C3c"] == "mixed"  # better on realistic rain but worse NIQE on real photographs
+    comps = _comparisons((0, 1), (0.1, 0.5), (0, 1), (0.2, 0.4))
+    more_rain = {"sup-full": {"p_rain": {"ttl_minus": _cmp(0.02, 0.09)}}, "syn2real": {"p_rain": {"ttl_minus": _cmp(-0.1, 0.1)}}}
+    assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, more_rain)}["C3c"] == "not supported"
+    less_rain = {"sup-full": {"p_rain": {"ttl_minus": _cmp(-0.09, -0.02)}}, "syn2real": {"p_rain": {"ttl_minus": _cmp(-0.1, 0.1)}}}
+    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, less_rain)}["C3c"]
+    assert c3c["verdict"] == "supported" and "P(rain)" in c3c["evidence"] and "clean scene" in c3c["evidence"]
+    worse_niqe = {"sup-full": {"niqe": {"ttl_minus": _cmp(0.2, 0.9)}}}  # NIQE is reported, not part of the rule
+    assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, worse_niqe)}["C3c"] == "supported"
     big = dict(M03, size_ratio_teachers_over_student=2.0)
     assert {r["claim"]: r["verdict"] for r in E.verdicts(None, big, {}, None)}["C4"] == "not supported"
 
@@ -105,11 +109,13 @@ def test_verdicts_on_the_gap_claims():
     m01 = {"reference": "real", "c2st": {"synthetic": {"auc": 0.99, "low": 0.97, "high": 1.0}},
            "distances": [{"statistic": s, "measure": "W1/sd", "domain": d, "distance": x}
                          for s, a, b in (("a", 3, 1), ("b", 2, 1), ("c", 1, 2)) for d, x in (("synthetic", a), ("realistic", b))],
-           "c2_experiment": {"drop_synthetic_minus_realistic": {"psnr_y": _cmp(1.0, 3.0)}}}
+           "c2_experiment": {"drop_synthetic_minus_realistic": {"psnr_y": _cmp(-3.0, -1.0)},
+                             "gain_over_input_drop": {"psnr_y": _cmp(1.0, 3.0)},
+                             "gain_over_input_drop_clean_target": {"psnr_y": _cmp(0.5, 2.0)}}}
     v = {r["claim"]: r for r in E.verdicts(m01, None, {}, None)}
     assert v["C1"]["verdict"] == "supported" and "2 of 3" in v["C1"]["evidence"]
-    assert v["C2"]["verdict"] == "supported"
-    m01["c2_experiment"]["drop_synthetic_minus_realistic"]["psnr_y"] = _cmp(-0.5, 1.0)
+    assert v["C2"]["verdict"] == "supported" and "clean scene" in v["C2"]["evidence"]  # read on the gain
+    m01["c2_experiment"]["gain_over_input_drop"]["psnr_y"] = _cmp(-0.5, 1.0)
     assert {r["claim"]: r["verdict"] for r in E.verdicts(m01, None, {}, None)}["C2"] == "not supported"
 
 

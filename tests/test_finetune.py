@@ -19,14 +19,15 @@ def cfg():
 
 @pytest.fixture(scope="module")
 def pairs(cfg):
-    return FT.synthetic_pairs(cfg, 0, "train", patch=cfg["t_patch"])
+    return FT.synthetic_pairs(cfg, 0, "train")
 
 
 def test_pairs_are_fixed_and_crops_change_with_the_epoch(cfg, pairs):
-    again = FT.synthetic_pairs(cfg, 0, "train", patch=cfg["t_patch"])
-    assert torch.equal(pairs.rainy, again.rainy) and len(pairs) == cfg["f_pairs"]
+    again = FT.synthetic_pairs(cfg, 0, "train")
+    assert all(torch.equal(a, b) for a, b in zip(pairs.rainy, again.rainy)) and len(pairs) == cfg["f_pairs"]
+    assert pairs.rainy[0].dtype == torch.uint8  # kept as 8-bit images, like a dataset on disk
     a = pairs[3]
-    assert a["rainy"].shape[-1] == cfg["t_patch"] and not torch.equal(a["rainy"], a["clean"])
+    assert a["rainy"].shape[-1] == cfg["f_patch"] and not torch.equal(a["rainy"], a["clean"])
     assert torch.equal(a["rainy"], pairs[3]["rainy"])
     pairs.set_epoch(1)
     b = pairs[3]
@@ -34,11 +35,31 @@ def test_pairs_are_fixed_and_crops_change_with_the_epoch(cfg, pairs):
     assert not torch.equal(a["rainy"], b["rainy"])  # a new crop of the same pair
 
 
+def test_pairs_from_photographs_keep_their_scenes_and_minorities_are_of_scenes(tmp_path):
+    from conftest import rand_img, write_png
+
+    for i in range(20):
+        write_png(tmp_path / f"a_{i:02d}.png", rand_img(70, 90, seed=i))
+    cfg = resolve_config("smoke", f_renders=3)
+    pairs = FT.synthetic_pairs(cfg, 0, "train", clean_dir=tmp_path)
+    assert len(pairs) == 16 * 3 and len(set(pairs.scenes)) == 16  # 16 train photographs, 3 renders each
+    assert pairs.rainy[0].shape[-2:] == (cfg["photo_size"], round(90 * cfg["photo_size"] / 70))  # working scale
+    m = FT.Minority(pairs, 0.25, seed=0)
+    assert len(m.scenes) == 4 and len(m.indices) == 12  # a minority of scenes, with all their renders
+    val = FT.validation_sets(cfg, 0, clean_dir=tmp_path)
+    assert set(val) == {"synthetic", "realistic", "realistic_clean"}
+    assert val["realistic"]["rainy"] is val["realistic_clean"]["rainy"]
+    assert not torch.equal(val["realistic"]["clean"], val["realistic_clean"]["clean"])  # streak-free vs clean
+    assert val["synthetic"]["rainy"].shape[-1] == cfg["f_size"]
+
+
 def test_minorities_are_nested_for_a_seed_and_differ_between_seeds(pairs):
     small, large = FT.Minority(pairs, 0.25, seed=0), FT.Minority(pairs, 0.5, seed=0)
     assert len(small.indices) == math.ceil(0.25 * len(pairs)) and set(small.indices) <= set(large.indices)
     assert FT.Minority(pairs, 0.25, seed=1).indices != small.indices
-    tiny = FT.Minority(pairs, 0.01, seed=0, min_len=4)
+    whole = pairs.subset(list(range(len(pairs))))
+    whole.patch = None  # whole images: every item of a one-scene minority is the same pair
+    tiny = FT.Minority(whole, 0.01, seed=0, min_len=4)
     assert len(tiny.indices) == 1 and len(tiny) == 4
     assert all(torch.equal(it["clean"], tiny[0]["clean"]) for it in tiny.__getitems__([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="fraction"):
@@ -134,11 +155,18 @@ def test_semi_supervised_recipe_needs_unlabeled_images(cfg, pairs):
 
 
 def test_recipes_hold_every_row_of_the_study():
-    rows = {r.name: r for r in FT.recipes(resolve_config("default"))}
+    cfg = resolve_config("default")
+    rows = {r.name: r for r in FT.recipes(cfg)}
     assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only", "no-distillation",
-            "frozen-encoder", "ttl@1pct", "ttl@5pct", "ttl@100pct", "sup-minority@1pct", "sup-minority@5pct"} == set(rows)
-    assert all(rows[n].seeds >= 3 for n in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real"))
-    assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.1 and rows["syn2real"].semi
+            "frozen-encoder", "ttl-short", "sup-minority-short", "ttl@5pct", "ttl@10pct", "ttl@100pct",
+            "sup-minority@5pct", "sup-minority@10pct"} == set(rows)
+    assert all(rows[n].seeds >= 3 for n in ("ttl", "sup-minority", "sup-full", "syn2real"))
+    assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.01 and rows["syn2real"].semi
+    # the ablations and their references share the shorter schedule; the sweep keeps the headline one
+    short = {n for n, r in rows.items() if r.short}
+    assert short == {"t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl-short", "sup-minority-short"}
+    assert {FT.recipe_steps(rows[n], cfg) for n in short} == {cfg["f_steps_short"]}
+    assert FT.recipe_steps(rows["ttl@10pct"], cfg) == FT.recipe_steps(rows["ttl"], cfg) == cfg["f_steps"]
 
 
 def _runs(means, n=16, seed=0):

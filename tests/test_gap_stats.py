@@ -119,8 +119,9 @@ def test_gap_verdicts():
     v = gap_verdicts(dist, c2, yes, yes)
     assert v == {"realistic_closer_on_statistics": "1/2", "realistic_closer_on_c2st": True, "C1": "supported",
                  "C2": "supported"}
-    assert gap_verdicts(dist, c2, yes, no)["C2"] == "mixed"
-    assert gap_verdicts(dist, c2, no, no)["C2"] == "not supported"
+    # C2 is read on the gain over the input (the two rains start from different input qualities), not on the drop
+    assert gap_verdicts(dist, c2, no, yes)["C2"] == "supported"
+    assert gap_verdicts(dist, c2, yes, no)["C2"] == "not supported"
     c2["synthetic"]["low"] = 0.45
     assert gap_verdicts(dist, c2, yes, yes)["C1"] == "not supported"
     assert set(gap_verdicts(dist, c2, yes, yes, reference="realistic")) == {"C2"}

@@ -147,9 +147,11 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     if REAL_DIR.is_dir():
         assert m5["noref"]["ttl"]["niqe"]["mean"] > 0 and "ttl_minus" in m5["noref"]["sup-full"]["piqe"]
         assert (res / "05_real_world_evaluation" / "smoke" / "private" / "gallery_real.png").is_file()
-        from ttl.scenes import scene_split
+        from ttl.io import list_images
+        from ttl.scenes import split_files
 
-        assert all(scene_split(n.rsplit(".", 1)[0]) != "train" for n in m5["real_photographs"])
+        train = {p.name for p in split_files(list_images(REAL_DIR))["train"]}
+        assert m5["real_photographs"] and not set(m5["real_photographs"]) & train
 
 
 def test_notebook_03_without_teachers_says_what_to_run(tmp_path):

@@ -108,9 +108,9 @@ def shared() -> Path:
 
 
 def test_p_rain_orders_public_pairs(shared):
-    clf, rep = RL.fit_rain_classifier(shared, limit=20, n_boot=50)
+    clf, rep = RL.fit_rain_classifier(shared / "real_rainy", shared / "clean_scenes", limit=20, n_boot=50)
     assert rep["n_train_rainy"] == rep["n_train_clean"] == 20 and 0.5 < rep["cv_auc"] <= 1
-    pairs = RL.load_public_pairs(shared / "paired_public", datasets=("rain200_test", "ddn"))
+    pairs = RL.load_public_pairs(shared / "paired_public", datasets=("rain200_sample_test", "ddn_sample"))
     rainy = [r for rs, _ in pairs.values() for r in rs]
     clean = [c for _, cs in pairs.values() for c in cs]
     assert len(rainy) == 8

@@ -21,12 +21,20 @@ def _study(a: argparse.Namespace) -> int:
     import os
     import platform
 
-    from .config import write_json
+    from .config import data_parameters, find_data_dir, write_json
     from .report import update_readme
     from .study import run_study
 
-    extra = {k: v for k, v in (("real_dir", a.real_dir), ("results_dir", a.results_dir),
-                                ("figures_dir", a.figures_dir), ("device", a.device)) if v}
+    data_dir = find_data_dir() if a.data_dir == "auto" else (None if a.data_dir in ("none", "") else a.data_dir)
+    try:
+        extra: dict = data_parameters(data_dir)
+    except FileNotFoundError as e:
+        print(f"ttl study: {e}", file=sys.stderr)
+        return 2
+    extra = {k: os.path.relpath(v) for k, v in extra.items()}  # recorded as given, e.g. ../shared/data/...
+    print(f"[ttl study] data: {data_dir or 'embedded fallback (no data folder found)'} -> {extra or '{}'}", flush=True)
+    extra.update({k: v for k, v in (("real_dir", a.real_dir), ("results_dir", a.results_dir),
+                                    ("figures_dir", a.figures_dir), ("device", a.device)) if v})
     extra.update(_param(kv) for kv in a.param or [])
     times = run_study(a.preset, a.notebooks, a.output_dir, extra)
     if a.times:
@@ -38,19 +46,46 @@ def _study(a: argparse.Namespace) -> int:
 
 
 def _calibrate(a: argparse.Namespace) -> int:
-    from .calibrate import calibrate
+    from .calibrate import calibrate, calibrate_synthetic
 
-    if not a.real_dir:
-        print("ttl calibrate needs --real-dir (a folder of real rainy photographs)", file=sys.stderr)
-        return 2
-    r = calibrate(a.real_dir, size=a.size, n=a.n, iterations=a.iterations, seed=a.seed)
-    print(f"objective {r['objective_start']:.3f} -> {r['objective']:.3f}; written to ttl/calibration.json")
+    if a.what in ("realistic", "both"):
+        if not a.real_dir:
+            print("ttl calibrate needs --real-dir (a folder of real rainy photographs)", file=sys.stderr)
+            return 2
+        r = calibrate(a.real_dir, size=a.size, n=a.n, iterations=a.iterations, seed=a.seed)
+        print(f"realistic: objective {r['objective_start']:.3f} -> {r['objective']:.3f}; written to ttl/calibration.json")
+    if a.what in ("synthetic", "both"):
+        if not a.public_dir:
+            print("ttl calibrate --what synthetic needs --public-dir (the public paired sets)", file=sys.stderr)
+            return 2
+        rec = calibrate_synthetic(a.public_dir, size=a.size, seed=a.seed)
+        for name, r in rec.items():
+            print(f"synthetic {name} (on {r['target']}): objective {r['objective_start']:.3f} -> {r['objective']:.3f}")
+        print("written to ttl/calibration_synthetic.json")
     return 0
 
 
 def _benchmark(a: argparse.Namespace) -> int:
-    from .bench import benchmark_renderers
+    from .bench import benchmark_renderers, benchmark_training
 
+    if a.training:
+        import platform
+
+        from .config import write_json
+
+        res = benchmark_training(steps=a.steps, repeats=a.repeats, threads=a.threads or None)
+        base = {r["network"]: r["median_patches_per_s"] for r in res.values() if not r["amp"] and r["batch"] == 8}
+        for r in res.values():
+            r["speedup_vs_before"] = r["median_patches_per_s"] / base[r["network"]]
+            print(f"{r['network']:>8} | {r['setting']:<40} {r['median_patches_per_s']:7.1f} patches/s "
+                  f"(x{r['speedup_vs_before']:.2f}; {r['patch']} px, median of {a.repeats})")
+        if a.out:
+            import torch
+
+            write_json(a.out, {"steps": a.steps, "repeats": a.repeats, "threads": torch.get_num_threads(),
+                               "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+                               "results": res})
+        return 0
     res = benchmark_renderers(size=a.size, batch=a.batch, repeats=a.repeats, threads=a.threads)
     if a.out:
         import platform
@@ -160,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--preset", default="default", help="smoke | default | paper")
     s.add_argument("--notebooks", nargs="*", help="only notebooks whose name starts with these (e.g. 01 02)")
     s.add_argument("--output-dir", help="where executed notebooks go (default: notebooks/, in place)")
-    s.add_argument("--real-dir", help="folder of real rainy photographs (never committed)")
+    s.add_argument("--data-dir", default="auto",
+                   help="the data folder (clean_scenes/, real_rainy/, paired_public/): auto = data/ when `make data` "
+                   "has fetched it, else ../shared/data, else the embedded fallback; none = the fallback")
+    s.add_argument("--real-dir", help="folder of real rainy photographs (overrides the data folder's)")
     s.add_argument("--results-dir")
     s.add_argument("--figures-dir")
     s.add_argument("--device")
@@ -168,13 +206,21 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--times", help="write the notebooks' wall times to this JSON file")
     s.set_defaults(fn=_study)
     c = sub.add_parser("calibrate", help="calibrate the realistic rain renderer on real photographs")
+    c.add_argument("--what", choices=("realistic", "synthetic", "both"), default="both",
+                   help="the realistic renderer (on real photographs), the synthetic presets (on public training "
+                   "pairs), or both")
     c.add_argument("--real-dir", required=False)
+    c.add_argument("--public-dir", help="folder of public paired sets (rain13k_sample/, rain200_sample_train/)")
     c.add_argument("--size", type=int, default=256)
     c.add_argument("--n", type=int, default=24)
     c.add_argument("--iterations", type=int, default=30)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(fn=_calibrate)
-    b = sub.add_parser("benchmark", help="rendering throughput (patches per second)")
+    b = sub.add_parser("benchmark", help="rendering throughput, or training throughput with --training (patches/s)")
+    b.add_argument("--training", action="store_true",
+                   help="training patches per second of the student and the large network, before/after the engine's "
+                   "bf16 + channels-last settings (threads: all cores unless --threads)")
+    b.add_argument("--steps", type=int, default=30, help="timed training steps per repeat (--training)")
     b.add_argument("--size", type=int, default=128)
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--repeats", type=int, default=7)

@@ -18,6 +18,7 @@ from typing import Any, Iterable, Mapping
 
 PRESETS: dict[str, dict[str, Any]] = {
     "smoke": {
+        "photo_size": 64,  # short side (px) at which photographs are worked on (training crops, renders)
         # notebook 01: gap analysis
         "gap_size": 96,  # working resolution (short side, px) of every statistic
         "gap_n_rendered": 12,  # rendered images per domain
@@ -45,14 +46,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "s_width": 2,
         "d_steps": 4,
         # notebook 04: fine-tuning and baselines
-        "f_pairs": 32,  # paired synthetic training images (rendered once; a fraction of them is the minority)
-        "f_size": 48,  # their size (training crops are t_patch)
-        "f_val": 4,  # validation images per domain (synthetic, realistic)
-        "f_fraction": 0.25,  # the minority of the headline rows
+        "f_pairs": 32,  # procedural fallback: paired training scenes (rendered once)
+        "f_renders": 2,  # renders of each training photograph (light and heavy synthetic rain), fixed like a dataset
+        "f_size": 48,  # validation crops (and procedural scenes) are f_size px
+        "f_val": 4,  # procedural fallback: validation scenes per domain
+        "f_patch": 32,  # training crops
+        "f_patch_late": 48,  # larger crops for the last f_late of the steps
+        "f_late": 0.25,
+        "f_fraction": 0.25,  # the minority of the headline rows (of the training scenes)
         "f_sweep": [0.25, 0.5, 1.0],  # fractions of the sweep
         "f_seeds": 2,  # seeds of the headline rows
+        "f_large_seeds": 1,  # seeds of sup-full-large
         "f_steps": 3,
+        "f_steps_short": 2,  # the ablations' schedule
         "f_batch": 4,
+        "f_loss": "l1",
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,  # Syn2Real's weight of the GP loss
         "f_reset_head": True,  # pretrained rows start from a zero (identity) output head, like scratch rows
@@ -65,6 +73,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_margin_db": 0.5,  # non-inferiority margin of claim C3a (PSNR-Y, dB)
     },
     "default": {
+        "photo_size": 320,
         "gap_size": 320,
         "gap_n_rendered": 46,
         "gap_n_real": 46,
@@ -87,14 +96,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_eval": 128,
         "s_width": 8,
         "d_steps": 800,
-        "f_pairs": 1024,
-        "f_size": 96,
+        "f_pairs": 512,
+        "f_size": 192,
+        "f_renders": 2,
         "f_val": 64,
-        "f_fraction": 0.1,
+        "f_patch": 64,
+        "f_patch_late": 96,
+        "f_late": 0.25,
+        "f_fraction": 0.01,  # 3 of the 280 training photographs: the share at which a minority binds (README)
         "f_sweep": [0.01, 0.05, 0.1, 1.0],
         "f_seeds": 3,
-        "f_steps": 600,
-        "f_batch": 8,
+        "f_large_seeds": 1,
+        "f_steps": 2000,
+        "f_steps_short": 1000,
+        "f_batch": 16,
+        "f_loss": "l1",
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,
         "f_reset_head": True,
@@ -106,6 +122,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_margin_db": 0.5,
     },
     "paper": {
+        "photo_size": 512,
         "gap_size": 512,
         "gap_n_rendered": 200,
         "gap_n_real": 1000,
@@ -129,13 +146,20 @@ PRESETS: dict[str, dict[str, Any]] = {
         "s_width": 24,
         "d_steps": 60000,
         "f_pairs": 4000,
-        "f_size": 128,
+        "f_size": 256,
+        "f_renders": 2,
         "f_val": 200,
+        "f_patch": 128,
+        "f_patch_late": 192,
+        "f_late": 0.25,
         "f_fraction": 0.1,
         "f_sweep": [0.01, 0.05, 0.1, 1.0],
         "f_seeds": 3,
-        "f_steps": 30000,
+        "f_large_seeds": 1,
+        "f_steps": 60000,
+        "f_steps_short": 30000,
         "f_batch": 16,
+        "f_loss": "l1",
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,
         "f_reset_head": True,
@@ -182,6 +206,57 @@ def check_dir(path: str | os.PathLike | None, name: str) -> Path | None:
             f"{name}={str(path)!r}: {hint}. Pass an existing folder of images, or None to use the embedded data."
         )
     return p
+
+
+# the study's data folder (``ttl data fetch`` writes it; ``../shared/data`` has the same tree) and the notebook
+# parameter each of its subfolders supplies
+DATA_FOLDERS = {"clean_dir": "clean_scenes", "real_dir": "real_rainy", "public_dir": "paired_public"}
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def find_data_dir(root: str | os.PathLike | None = None) -> Path | None:
+    """The study's data folder: ``data/`` of the checkout when ``make data`` (``ttl data fetch``) has filled it, else
+    ``../shared/data`` beside the checkout, else ``None`` (the study then runs on its embedded fallback: procedural
+    scenes, bundled photographs, realistic rain standing in for real rain)."""
+    root = Path(root) if root is not None else PROJECT_ROOT
+    for cand in (root / "data", root.parent / "shared" / "data"):
+        if any((cand / sub).is_dir() for sub in DATA_FOLDERS.values()):
+            return cand
+    return None
+
+
+def data_parameters(data_dir: str | os.PathLike | None) -> dict[str, str]:
+    """The notebook parameters (``clean_dir``, ``real_dir``, ``public_dir``) that a data folder supplies."""
+    if data_dir is None:
+        return {}
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise FileNotFoundError(f"data folder {str(d)!r} does not exist: run `make data` (ttl data fetch), or pass "
+                                "--data-dir none to run on the embedded data")
+    return {param: str(d / sub) for param, sub in DATA_FOLDERS.items() if (d / sub).is_dir()}
+
+
+def data_source(**folders: str | os.PathLike | None) -> dict[str, Any]:
+    """Which data a run read, for its record: for every folder given (e.g. ``clean_dir=...``), its path, where it
+    came from (``data/`` fetched by ``ttl data fetch``, the shared folder, or another folder), its number of image
+    files and one SHA-256 over the sorted ``(relative path, file SHA-256)`` lines, so that two runs can be compared
+    at a glance. Folders given as ``None`` are recorded as ``"embedded"`` (the fallback ran)."""
+    from .io import list_images
+
+    out: dict[str, Any] = {}
+    for name, folder in folders.items():
+        if folder is None:
+            out[name] = "embedded"
+            continue
+        p = Path(folder).resolve()
+        files = list_images(p, recursive=True)
+        lines = "".join(f"{f.relative_to(p).as_posix()} {file_digest(f)}\n" for f in files)
+        parts = p.parts
+        origin = ("data/ (ttl data fetch)" if p.parent == (PROJECT_ROOT / "data").resolve() else
+                  "../shared/data" if parts[-3:-1] == ("shared", "data") else "user folder")
+        out[name] = {"path": str(folder), "origin": origin, "files": len(files),
+                     "sha256": hashlib.sha256(lines.encode()).hexdigest()}
+    return out
 
 
 def git_revision(repo: str | os.PathLike | None = None) -> str:

@@ -88,9 +88,10 @@ def linear_probe(model: nn.Module, train: dict[str, torch.Tensor], test: dict[st
 
 def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device: str, run_dir, real_dir=None,
            resume: bool = False, use_t1: bool = True, use_t2: bool = True, progress: bool = True,
-           desc: str = "distillation") -> tuple[Distiller, dict[str, Any], Any, torch.Tensor]:
+           desc: str = "distillation", clean_dir=None) -> tuple[Distiller, dict[str, Any], Any, torch.Tensor]:
     """Distil the frozen teachers into a new student of width ``s_width`` on unlabeled real-domain images (train
-    split) for ``d_steps`` steps. ``use_t1``/``use_t2`` switch a teacher off (the ablations of notebook 04).
+    split: real rainy photographs of ``real_dir`` and realistic rain on the clean photographs of ``clean_dir``) for
+    ``d_steps`` steps. ``use_t1``/``use_t2`` switch a teacher off (the ablations of notebook 04).
     Returns the distiller (student inside), the engine's log, the training images and held-out test images."""
     from .datasets import RealDomainUnlabeled
     from .engine import TrainConfig, train
@@ -101,9 +102,11 @@ def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device:
     torch.manual_seed(seed)
     student = RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"], blocks=t2.spec["blocks"])
     distiller = Distiller(student, t1, t2, use_t1=use_t1, use_t2=use_t2)
-    data = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train", real_dir=real_dir)
+    data = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train", real_dir=real_dir,
+                               clean_dir=clean_dir, photo_size=cfg["photo_size"])
     test_images = _stack(RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_eval"], seed=seed, split="test",
-                                             real_dir=real_dir), cfg["t_eval"])["rainy"]
+                                             real_dir=real_dir, clean_dir=clean_dir, photo_size=cfg["photo_size"]),
+                         cfg["t_eval"])["rainy"]
 
     def validate(d):
         with torch.no_grad():
@@ -132,7 +135,7 @@ def load_teachers(teachers_dir) -> tuple[RecognitionNet, RestorationNet]:
 
 
 def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, real_dir=None, resume: bool = False,
-                     progress: bool = True) -> dict[str, Any]:
+                     progress: bool = True, clean_dir=None) -> dict[str, Any]:
     """Load T1 and T2 from ``teachers_dir``, distil them into a student (:func:`distil`) and evaluate on the
     held-out test split: matching losses, the student on T2's task, and a linear probe of its encoder on T1's
     task (T1's own encoder probed the same way as the reference)."""
@@ -140,17 +143,22 @@ def run_distillation(cfg: dict, seed: int, device: str, teachers_dir, run_dir, r
     from .teachers import RecognitionDataset, ScatteringDataset, _stack, evaluate_scattering
 
     t1, t2 = load_teachers(teachers_dir)
-    distiller, log, data, test_images = distil(t1, t2, cfg, seed, device, run_dir, real_dir, resume, progress=progress)
+    distiller, log, data, test_images = distil(t1, t2, cfg, seed, device, run_dir, real_dir, resume, progress=progress,
+                                               clean_dir=clean_dir)
 
     def real(split, n, folder=real_dir):
-        return RealDomainUnlabeled(cfg["t_patch"], n=n, seed=seed, split=split, real_dir=folder)
+        return RealDomainUnlabeled(cfg["t_patch"], n=n, seed=seed, split=split, real_dir=folder, clean_dir=clean_dir,
+                                   photo_size=cfg["photo_size"])
 
     with torch.no_grad():
         held_out = {k: float(v) for k, v in distillation_losses(distiller, test_images).items()}
     scat_test = ScatteringDataset(real("test", cfg["t_eval"]))
-    # T1's task on procedural rain (its negatives need rain-free scenes of the same kind; see ttl.teachers)
-    rec_train = _stack(RecognitionDataset(real("train", cfg["t_eval"], None)), 2 * cfg["t_eval"])
-    rec_test = _stack(RecognitionDataset(real("test", cfg["t_eval"], None)), 2 * cfg["t_eval"])
+    # T1's task as T1 learned it (see ttl.teachers.train_teachers): real photographs only with clean negatives
+    t1_real = real_dir if clean_dir is not None else None
+    rec_train = _stack(RecognitionDataset(real("train", cfg["t_eval"], t1_real), negatives_dir=clean_dir),
+                       2 * cfg["t_eval"])
+    rec_test = _stack(RecognitionDataset(real("test", cfg["t_eval"], t1_real), negatives_dir=clean_dir),
+                      2 * cfg["t_eval"])
     return {
         "student": distiller.student, "distiller": distiller, "t1": t1, "t2": t2, "log": log,
         "held_out_losses": held_out,

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 import torch
@@ -38,16 +39,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-from .datasets import RealDomainUnlabeled, SceneBank, _augment, assert_unlabeled
-from .layouts import LayoutError, PairedFolderDataset
+from .config import folder_manifest
+from .datasets import FixedPairs, RealDomainUnlabeled, assert_unlabeled
+from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
 from .rain import SyntheticRain
-from .scenes import random_crop
+from .scenes import SPLITS, dead_leaves, load_photo, scene_split
 from .train import evaluate_pairs
 from .utils import generator, seed_of
 
-__all__ = ["PairSet", "Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
+__all__ = ["Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
            "validation_sets", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning",
-           "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose", "ci_text"]
+           "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose", "ci_text",
+           "comparison_table", "recipe_steps", "patch_schedule"]
 
 
 def pct(fraction: float) -> str:
@@ -56,107 +59,128 @@ def pct(fraction: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- data
-class PairSet(Dataset):
-    """Fixed ``{"rainy", "clean"}`` pairs held in memory (``(N,3,S,S)`` tensors); item ``i`` of epoch ``e`` is
-    a random ``patch`` crop and flip fixed by ``(seed, e, i)`` (no crop when ``patch`` is ``None``)."""
+def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: int = 1, crop: int | None = None,
+                   realistic: bool = False) -> dict[str, Any]:
+    """Each photograph (at the working scale, short side ``photo_size``) rendered ``renders`` times, alternating
+    light and heavy synthetic rain (render ``k`` of photo ``i`` is light when ``i + k`` is even), or once with
+    realistic rain; ``crop``: the centre ``crop`` x ``crop`` square of each photograph, rain rendered at the
+    photograph's scale. Returns lists of ``rainy``, ``clean`` (and ``streak_free``) tensors and scene names."""
+    from .rain import RealisticRain
 
-    def __init__(self, rainy: torch.Tensor, clean: torch.Tensor, patch: int | None = None, seed: int = 0,
-                 manifest: dict | None = None):
-        if rainy.shape != clean.shape:
-            raise ValueError(f"rainy {tuple(rainy.shape)} and clean {tuple(clean.shape)} differ")
-        self.rainy, self.clean, self.patch, self.seed, self.epoch = rainy, clean, patch, seed, 0
-        self.info = manifest or {}
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.rainy)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        return self.__getitems__([i])[0]
-
-    def __getitems__(self, idx: list[int]) -> list[dict[str, torch.Tensor]]:
-        out = []
-        for i in idx:
-            r, c = self.rainy[i], self.clean[i]
-            if self.patch:
-                g = generator(seed_of(self.seed, 3, self.epoch, i))
-                r, c = random_crop(r, self.patch, g, c)
-                r, c = _augment(r, g, c)
-            out.append({"rainy": r, "clean": c})
-        return out
-
-    def manifest(self) -> dict:
-        return {**self.info, "n": len(self), "size": list(self.rainy.shape[-2:])}
+    out: dict[str, list] = {"rainy": [], "clean": [], "streak_free": [], "scenes": []}
+    realistic_rain = RealisticRain() if realistic else None
+    for i, p in enumerate(paths):
+        photo = load_photo(p, photo_size, min_size=crop or 16)
+        if crop:
+            h, w = photo.shape[-2:]
+            photo = photo[:, (h - crop) // 2:(h - crop) // 2 + crop, (w - crop) // 2:(w - crop) // 2 + crop]
+        scale = photo_size / 256 if photo_size else None
+        for k in range(1 if realistic else renders):
+            g = generator(seed_of(seed, tag, i, k))
+            if realistic:
+                o = realistic_rain(photo[None], g, scale=scale)
+                out["streak_free"].append(o.streak_free[0])
+            else:
+                o = SyntheticRain("light" if (i + k) % 2 == 0 else "heavy")(photo[None], g, scale=scale)
+            out["rainy"].append(o.rainy[0])
+            out["clean"].append(photo)
+            out["scenes"].append(Path(p).stem)
+    return out
 
 
-def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, synthetic_dir=None,
-                    n: int | None = None, size: int | None = None, patch: int | None = None,
-                    bank: SceneBank | None = None) -> Dataset:
-    """The paired synthetic set of ``split``: ``n`` (``f_pairs``) clean scenes of ``size`` (``f_size``; procedural,
-    or ``clean_dir``, or the given ``bank``) with light or heavy synthetic rain rendered once, or the train split of
-    ``synthetic_dir`` (any layout of :func:`ttl.layouts.detect_layout`). Training sets give random ``patch``
-    crops."""
-    if synthetic_dir is not None and split == "train":
-        return PairedFolderDataset(synthetic_dir, split="train", crop=patch or cfg["t_patch"], seed=seed)
+def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, synthetic_dir=None) -> FixedPairs:
+    """The paired synthetic set of ``split``, fixed like a dataset on disk.
+
+    * ``synthetic_dir`` (any layout of :func:`ttl.layouts.detect_layout`): its pairs; the ``val`` split of
+      :func:`ttl.scenes.scene_split` validates, every other pair trains.
+    * ``clean_dir``: the photographs of ``split`` (:func:`ttl.datasets.split_paths`) at the working scale
+      (``photo_size``), each with ``f_renders`` renders of synthetic rain (light and heavy alternating) for ``train``,
+      or one render of its centre ``f_size`` crop for ``val``/``test``.
+    * neither: ``f_pairs`` procedural scenes of ``f_size`` (``f_val`` for ``val``/``test``), light and heavy rain.
+
+    Training sets give random ``f_patch`` crops; the scene of each pair is kept, so minorities are minorities of
+    scenes."""
+    from .datasets import split_paths
+
+    patch = cfg["f_patch"] if split == "train" else None
     if synthetic_dir is not None:
-        try:
-            ds = PairedFolderDataset(synthetic_dir, split=split, crop=size or cfg["f_size"], seed=seed + 1)
-            items = [ds[i] for i in range(min(len(ds), n or cfg["f_val"]))]
-            return PairSet(torch.stack([it["rainy"] for it in items]), torch.stack([it["clean"] for it in items]),
-                           manifest={"source": "synthetic_dir", "split": split, "layout": ds.layout})
-        except LayoutError:  # too few scenes for this split: fall back to procedural validation data
-            pass
-    n = n or (cfg["f_pairs"] if split == "train" else cfg["f_val"])
-    size = size or cfg["f_size"]
-    bank = bank or SceneBank("folder" if clean_dir else "procedural", split, size, n=n, seed=seed, folder=clean_dir)
-    g = generator(seed_of(seed, 17, ["train", "val", "test"].index(split)))
-    rainy, clean = [], []
-    for k, rain in ((0, SyntheticRain("light")), (1, SyntheticRain("heavy"))):
-        idx = list(range(k, n, 2))  # even items light rain, odd items heavy rain
-        scenes = torch.stack([bank.get(i, g)[0] for i in idx])
-        out = rain(scenes, g)
-        rainy.append(out.rainy)
-        clean.append(out.clean)
-    order = torch.tensor([i for k in (0, 1) for i in range(k, n, 2)]).argsort()
-    rainy, clean = torch.cat(rainy)[order], torch.cat(clean)[order]
-    return PairSet(rainy, clean, patch if split == "train" else None, seed,
-                   {"source": bank.manifest(), "rain": "synthetic light (even items) / heavy (odd items)",
-                    "split": split})
+        items = [it for it in PairedFolderDataset(synthetic_dir).items
+                 if (scene_split(it.scene) == "val") == (split != "train")]
+        if not items:
+            raise LayoutError(f"synthetic_dir={str(synthetic_dir)!r}: no pair falls in the {split!r} part (the val "
+                              "split of ttl.scenes.scene_split validates, the rest trains); add more pairs")
+        pairs = [load_pair(it, min_size=cfg["f_patch"]) for it in items]
+        return FixedPairs([p[0] for p in pairs], [p[1] for p in pairs], [it.scene for it in items], patch, seed,
+                          {"source": "synthetic_dir", "folder": str(synthetic_dir), "split": split,
+                           "layout": detect_layout(synthetic_dir)[0],
+                           "files": folder_manifest([it.rainy for it in items])})
+    if clean_dir is not None:
+        paths = split_paths(clean_dir, split, "clean_dir")
+        r = _render_photos(paths, cfg["photo_size"], seed, 17 + SPLITS.index(split),
+                           renders=cfg["f_renders"] if split == "train" else 1,
+                           crop=None if split == "train" else cfg["f_size"])
+        return FixedPairs(r["rainy"], r["clean"], r["scenes"], patch, seed,
+                          {"source": "clean_dir", "split": split, "photo_size": cfg["photo_size"],
+                           "renders_per_scene": cfg["f_renders"] if split == "train" else 1,
+                           "rain": "synthetic light/heavy alternating", "files": folder_manifest(paths)})
+    n = cfg["f_pairs"] if split == "train" else cfg["f_val"]
+    clean, _ = dead_leaves(n, cfg["f_size"], seed=seed, split=split)
+    g = generator(seed_of(seed, 17, SPLITS.index(split)))
+    rainy = torch.empty_like(clean)
+    rainy[0::2] = SyntheticRain("light")(clean[0::2], g).rainy
+    rainy[1::2] = SyntheticRain("heavy")(clean[1::2], g).rainy
+    return FixedPairs(list(rainy), list(clean), [f"{split}-{i}" for i in range(n)], patch, seed,
+                      {"source": "procedural", "split": split, "n": n, "size": cfg["f_size"], "seed": seed,
+                       "rain": "synthetic light (even items) / heavy (odd items)"})
 
 
 def validation_sets(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None) -> dict[str, dict[str, torch.Tensor]]:
-    """Held-out validation data: ``synthetic`` (val-split scenes with synthetic rain, or ``synthetic_dir``'s val
-    split) and ``realistic`` (the same val-split scenes with realistic rain). The realistic clean images are for
-    scoring only; nothing trains on them."""
+    """Held-out validation data, centre crops (``f_size``) of the val-split scenes: ``synthetic`` (synthetic rain, or
+    ``synthetic_dir``'s val pairs), ``realistic`` (the same scenes with realistic rain, scored against its streak-free
+    target) and ``realistic_clean`` (the same rainy images scored against the clean scenes). Their ground truths are
+    for scoring only; nothing trains on them."""
+    from .datasets import split_paths
     from .rain import RealisticRain
 
-    bank = SceneBank("folder" if clean_dir else "procedural", "val", cfg["f_size"], n=cfg["f_val"], seed=seed + 1,
-                     folder=clean_dir)
-    syn = synthetic_pairs(cfg, seed + 1, "val", clean_dir, synthetic_dir, bank=bank)
-    g = generator(seed_of(seed, 19))
-    scenes = [bank.get(i, g) for i in range(len(bank) if clean_dir is None else cfg["f_val"])]
-    out = RealisticRain()(torch.stack([s[0] for s in scenes]), g, torch.stack([s[1] for s in scenes]))
-    return {"synthetic": {"rainy": syn.rainy, "clean": syn.clean},
-            "realistic": {"rainy": out.rainy, "clean": out.clean}}
+    syn = synthetic_pairs(cfg, seed + 1, "val", clean_dir, synthetic_dir)
+    if synthetic_dir is not None:
+        size = min(min(r.shape[-2:]) for r in syn.rainy + [torch.zeros(1, cfg["f_size"], cfg["f_size"])])
+        crop = lambda x: x[..., (x.shape[-2] - size) // 2:(x.shape[-2] - size) // 2 + size,  # noqa: E731
+                           (x.shape[-1] - size) // 2:(x.shape[-1] - size) // 2 + size]
+        s_r, s_c = torch.stack([crop(it["rainy"]) for it in syn]), torch.stack([crop(it["clean"]) for it in syn])
+    else:
+        items = syn.__getitems__(list(range(len(syn))))
+        s_r, s_c = torch.stack([it["rainy"] for it in items]), torch.stack([it["clean"] for it in items])
+    if clean_dir is not None:
+        r = _render_photos(split_paths(clean_dir, "val", "clean_dir"), cfg["photo_size"], seed, 19, crop=cfg["f_size"],
+                           realistic=True)
+        rainy, clean, free = (torch.stack(r[k]) for k in ("rainy", "clean", "streak_free"))
+    else:
+        clean, depth = dead_leaves(cfg["f_val"], cfg["f_size"], seed=seed + 1, split="val")
+        o = RealisticRain()(clean, generator(seed_of(seed, 19)), depth)
+        rainy, free = o.rainy, o.streak_free
+    return {"synthetic": {"rainy": s_r, "clean": s_c}, "realistic": {"rainy": rainy, "clean": free},
+            "realistic_clean": {"rainy": rainy, "clean": clean}}
 
 
 class Minority(Dataset):
-    """The first ``ceil(fraction * N)`` items of a seeded permutation of ``data`` (nested across fractions for
-    one seed), repeated so that an epoch holds at least ``min_len`` items."""
+    """The pairs of the first ``ceil(fraction * S)`` of the ``S`` scenes of ``data`` in a seeded permutation (so
+    minorities are nested across fractions for one seed, and a minority of scenes, not only of renders), repeated
+    so that an epoch holds at least ``min_len`` items. ``fraction=1`` is every pair."""
 
-    def __init__(self, data: Dataset, fraction: float, seed: int, min_len: int = 1):
+    def __init__(self, data: FixedPairs, fraction: float, seed: int, min_len: int = 1):
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.data, self.fraction = data, fraction
-        perm = torch.randperm(len(data), generator=generator(seed_of(seed, 23)))
-        self.indices = sorted(perm[:max(1, math.ceil(fraction * len(data)))].tolist())
+        scenes = sorted(set(data.scenes))
+        perm = torch.randperm(len(scenes), generator=generator(seed_of(seed, 23))).tolist()
+        self.scenes = sorted(scenes[k] for k in perm[:max(1, math.ceil(fraction * len(scenes)))])
+        keep = set(self.scenes)
+        self.indices = [i for i, s in enumerate(data.scenes) if s in keep]
         self.length = max(len(self.indices), min_len)
 
     def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.data, "set_epoch"):
-            self.data.set_epoch(epoch)
+        self.data.set_epoch(epoch)
 
     def __len__(self) -> int:
         return self.length
@@ -165,15 +189,16 @@ class Minority(Dataset):
         return self.__getitems__([i])[0]
 
     def __getitems__(self, idx: list[int]) -> list[dict[str, torch.Tensor]]:
-        j = [self.indices[i % len(self.indices)] for i in idx]
-        return self.data.__getitems__(j) if hasattr(self.data, "__getitems__") else [self.data[k] for k in j]
+        return self.data.__getitems__([self.indices[i % len(self.indices)] for i in idx])
 
-    def views(self) -> torch.Tensor:
-        """Every distinct labeled rainy input, uncropped augmentations aside (centre crops of ``patch``)."""
-        items = [self.data.rainy[k] if isinstance(self.data, PairSet) else self.data[k]["rainy"] for k in self.indices]
-        p = getattr(self.data, "patch", None) or min(items[0].shape[-2:])
-        return torch.stack([x[..., (x.shape[-2] - p) // 2:(x.shape[-2] - p) // 2 + p,
-                              (x.shape[-1] - p) // 2:(x.shape[-1] - p) // 2 + p] for x in items])
+    def views(self, size: int) -> torch.Tensor:
+        """Every labeled rainy input once: its centre ``size`` x ``size`` crop (Syn2Real's labeled latents)."""
+        out = []
+        for k in self.indices:
+            x = self.data.rainy[k].float() / 255
+            h, w = x.shape[-2:]
+            out.append(x[:, (h - size) // 2:(h - size) // 2 + size, (w - size) // 2:(w - size) // 2 + size])
+        return torch.stack(out)
 
 
 class WithUnlabeled(Dataset):
@@ -272,7 +297,10 @@ class GPPseudoLabels:
         model.train(was)
 
     def loss(self, z: torch.Tensor) -> torch.Tensor:
-        z = z.flatten(1).float()
+        with torch.autocast(z.device.type, enabled=False):  # a linear solve: fp32 even in a bf16 step
+            return self._loss(z.flatten(1).float())
+
+    def _loss(self, z: torch.Tensor) -> torch.Tensor:
         bank = self.bank.to(z.device)
         k = min(self.k, len(bank))
         with torch.no_grad():
@@ -300,23 +328,30 @@ class Recipe:
     freeze_encoder: bool = False
     semi: bool = False
     seeds: int = 1  # how many seeds (the preset's ``f_seeds`` for headline rows)
+    short: bool = False  # the ablations' shorter schedule (``f_steps_short``)
     note: str = ""
 
 
 def recipes(cfg: dict) -> list[Recipe]:
-    """Every row of notebook 04 for a preset: headline rows (``f_seeds`` seeds), ablations and the sweep."""
+    """Every row of notebook 04 for a preset: the headline rows (``f_seeds`` seeds; the large network
+    ``f_large_seeds``), the ablations (one seed, the shorter schedule ``f_steps_short``) and the fraction sweep (one
+    seed, the headline schedule, so that its points sit on one curve with the headline fraction)."""
     s, f = cfg["f_seeds"], cfg["f_fraction"]
     rows = [
         Recipe("ttl", "student", f, seeds=s, note="distilled student fine-tuned on the minority"),
         Recipe("sup-minority", "scratch", f, seeds=s, note="student architecture from scratch, same minority"),
         Recipe("sup-full", "scratch", 1.0, seeds=s, note="student architecture from scratch, all pairs"),
-        Recipe("sup-full-large", "scratch-large", 1.0, seeds=s, note="teacher-sized network, all pairs"),
+        Recipe("sup-full-large", "scratch-large", 1.0, seeds=cfg["f_large_seeds"],
+               note="teacher-sized network, all pairs"),
         Recipe("syn2real", "scratch", f, semi=True, seeds=s,
                note="Syn2Real GP pseudo-labels on unlabeled real-domain images, same minority"),
-        Recipe("t1-only", "student-t1", f, note="student distilled from T1 only"),
-        Recipe("t2-only", "student-t2", f, note="student distilled from T2 only"),
-        Recipe("no-distillation", "t2", f, note="T2 itself fine-tuned on the minority"),
-        Recipe("frozen-encoder", "student", f, freeze_encoder=True, note="distilled encoder frozen"),
+        Recipe("t1-only", "student-t1", f, short=True, note="student distilled from T1 only"),
+        Recipe("t2-only", "student-t2", f, short=True, note="student distilled from T2 only"),
+        Recipe("no-distillation", "t2", f, short=True, note="T2 itself fine-tuned on the minority"),
+        Recipe("frozen-encoder", "student", f, freeze_encoder=True, short=True, note="distilled encoder frozen"),
+        Recipe("ttl-short", "student", f, short=True, note="ttl on the ablations' schedule (their reference)"),
+        Recipe("sup-minority-short", "scratch", f, short=True,
+               note="sup-minority on the ablations' schedule (their reference)"),
     ]
     for frac in cfg["f_sweep"]:
         if frac == f:
@@ -327,37 +362,61 @@ def recipes(cfg: dict) -> list[Recipe]:
     return rows
 
 
-def finetune(model: nn.Module, pairs: Dataset, recipe: Recipe, cfg: dict, seed: int, device: str, run_dir=None,
+def recipe_steps(recipe: Recipe, cfg: dict) -> int:
+    """Training steps of a row: ``f_steps``, or ``f_steps_short`` for the ablations."""
+    return cfg["f_steps_short"] if recipe.short else cfg["f_steps"]
+
+
+def patch_schedule(cfg: dict, steps: int, per_epoch: int):
+    """Crop size by epoch: ``f_patch``, then ``f_patch_late`` for the last ``f_late`` share of the steps (the field's
+    "larger patches late"; 0 or equal sizes: one size throughout)."""
+    early, late = cfg["f_patch"], cfg.get("f_patch_late") or cfg["f_patch"]
+    if late == early or not cfg.get("f_late"):
+        return early
+    start = int((1 - cfg["f_late"]) * steps) // max(1, per_epoch)
+    return lambda epoch: late if epoch >= start else early
+
+
+def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, seed: int, device: str, run_dir=None,
              unlabeled: Dataset | None = None, validate: Callable[[nn.Module], dict] | None = None,
              resume: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train ``model`` on the recipe's fraction of ``pairs`` for ``f_steps`` steps (MSE; Syn2Real's GP loss on
-    ``unlabeled`` added with weight ``f_gp_weight`` when ``recipe.semi``). Returns the engine's log."""
+    """Train ``model`` on the recipe's minority of scenes of ``pairs`` (:class:`Minority`) for its steps
+    (:func:`recipe_steps`) with the ``f_loss`` loss and the crop schedule (:func:`patch_schedule`); Syn2Real's GP loss
+    on ``unlabeled`` is added with weight ``f_gp_weight`` when ``recipe.semi``. Returns the engine's log."""
     from .engine import TrainConfig, train
+    from .train import LOSSES
 
     fraction = 1.0 if recipe.fraction is None else recipe.fraction
-    data: Dataset = Minority(pairs, fraction, seed, min_len=cfg["f_batch"])
+    data = Minority(pairs, fraction, seed, min_len=cfg["f_batch"])
+    steps = recipe_steps(recipe, cfg)
+    pairs.patch = patch_schedule(cfg, steps, len(data) // cfg["f_batch"])
+    loss_fn = LOSSES[cfg["f_loss"]]
     params = None
     if recipe.freeze_encoder:
         model.encoder.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
-    refresh = max(1, min(50, cfg["f_steps"] // 10))
-    tc = TrainConfig(steps=cfg["f_steps"], batch=cfg["f_batch"], lr=cfg["f_lr"], seed=seed, device=device,
-                     val_every=max(1, cfg["f_steps"] // 5), ckpt_every=refresh * max(1, cfg["f_steps"] // (5 * refresh)),
+    refresh = max(1, min(50, steps // 10))
+    tc = TrainConfig(steps=steps, batch=cfg["f_batch"], lr=cfg["f_lr"], seed=seed, device=device,
+                     val_every=max(1, steps // 5), ckpt_every=refresh * max(1, steps // (5 * refresh)),
                      progress=progress, desc=f"{recipe.name} (seed {seed})")
     if not recipe.semi:
-        step = lambda m, b: F.mse_loss(m(b["rainy"]).float(), b["clean"])  # noqa: E731
+        step = lambda m, b: loss_fn(m(b["rainy"]).float(), b["clean"])  # noqa: E731
         return train(model, data, step, tc, run_dir=run_dir, validate=validate, parameters=params, resume=resume)
     if unlabeled is None:
         raise ValueError(f"{recipe.name}: the semi-supervised recipe needs unlabeled real-domain images")
-    gp = GPPseudoLabels(data.views(), refresh=refresh)
+    gp = GPPseudoLabels(data.views(cfg["f_patch"]), refresh=refresh)
     wrapped = _Latent(model)
 
     def step(m, b):
         if gp.bank is None or (gp.step is not None and gp.step % gp.refresh == 0):
             gp.update(wrapped, b["rainy"].device)
-        out, z = m(torch.cat([b["rainy"], b["real"]]))
         n = len(b["rainy"])
-        return F.mse_loss(out[:n].float(), b["clean"]) + cfg["f_gp_weight"] * gp.loss(z[n:])
+        if b["real"].shape[-2:] == b["rainy"].shape[-2:]:
+            out, z = m(torch.cat([b["rainy"], b["real"]]))
+            out, z = out[:n], z[n:]
+        else:  # late, larger labeled crops: the unlabeled crops go through on their own
+            out, z = m(b["rainy"])[0], m(b["real"])[1]
+        return loss_fn(out.float(), b["clean"]) + cfg["f_gp_weight"] * gp.loss(z)
 
     return train(wrapped, WithUnlabeled(data, unlabeled), step, tc, run_dir=run_dir,
                  validate=(lambda w: validate(w.net)) if validate else None, resume=resume, on_step=gp.on_step)
@@ -396,7 +455,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
 
     out_dir = Path(out_dir)
     rows = [r for r in recipes(cfg) if only is None or r.name in only]
-    pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir, patch=cfg["t_patch"])
+    pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)
     val = validation_sets(cfg, seed, clean_dir, synthetic_dir)
     small = {k: {kk: vv[:16] for kk, vv in v.items()} for k, v in val.items()}
 
@@ -421,14 +480,14 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
         if any(r.init == f"student-{teacher}" for r in rows):
             d, log, _, _ = distil(t1, t2, cfg, seed, device, out_dir / "runs" / f"distil-{teacher}-only",
                                   real_dir, resume, use_t1=teacher == "t1", use_t2=teacher == "t2",
-                                  progress=progress, desc=f"distillation ({teacher} only)")
+                                  progress=progress, desc=f"distillation ({teacher} only)", clean_dir=clean_dir)
             distil_logs[teacher] = log
             state = {k: v.clone() for k, v in d.student.state_dict().items()}
             spec = dict(d.student.spec)
             inits[f"student-{teacher}"] = lambda state=state, spec=spec: _rebuild(spec, state)
     unlabeled: Dataset = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train",
-                                             real_dir=real_dir)
-    if any(r.semi for r in rows) and not unlabeled.paths:  # rendered real domain: render the pool once
+                                             real_dir=real_dir, clean_dir=clean_dir, photo_size=cfg["photo_size"])
+    if any(r.semi for r in rows):  # a fixed pool, like a folder of unlabeled photographs (rendered once)
         unlabeled = UnlabeledPool(unlabeled)
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -521,6 +580,20 @@ def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str
     return out
 
 
+def comparison_table(comparisons: dict[str, dict]):
+    """``{baseline: compare(...)}`` as a table: ``ttl minus`` baseline, set, metric, the paired difference over
+    images ``[95 % CI]``, its Wilcoxon p and the interval over seed-matched differences."""
+    import pandas as pd
+
+    from .metrics import METRIC_LABELS
+
+    return pd.DataFrame([{"ttl minus": b, "set": dom, "metric": METRIC_LABELS[m],
+                          "diff [95 % CI, images]": f"{r['mean_diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
+                          "Wilcoxon p": f"{r['wilcoxon_p']:.2g}",
+                          "diff [95 % CI, seeds]": f"[{r['ci_seeds'][0]:+.3f}, {r['ci_seeds'][1]:+.3f}]"}
+                         for b, c in comparisons.items() for dom, d in c.items() for m, r in d.items()])
+
+
 def ci_text(v: dict[str, Any], metric: str) -> str:
     """``mean [low, high]`` of ``metric`` in one entry of :func:`model_scores` (3 decimals for SSIM, 2 for PSNR)."""
     f = ".3f" if metric.startswith("ssim") else ".2f"
@@ -528,9 +601,10 @@ def ci_text(v: dict[str, Any], metric: str) -> str:
     return f"{v[metric]:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
-def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict[str, int]):
-    """One line per row: size, pairs used, seeds, and PSNR-Y / SSIM-Y on both validation sets as
-    ``mean [95 % CI over images]`` (the metric convention in every header)."""
+def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict[str, int], cfg: dict):
+    """One line per row: size, share of the training scenes, steps, seeds, and ``mean [95 % CI over images]`` of
+    PSNR-Y / SSIM-Y on the validation sets: synthetic rain, realistic rain against its streak-free target
+    (deraining) and, PSNR-Y only, against the clean scene (the metric convention in every header)."""
     import pandas as pd
 
     from .metrics import METRIC_LABELS
@@ -539,10 +613,13 @@ def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict
     for name, r in rows.items():
         s = scores[name]
         line = {"model": name, "params (M)": round(params[name] / 1e6, 3),
-                "pairs (%)": 100 * (1.0 if r.fraction is None else r.fraction), "seeds": len(s["synthetic"]["psnr_y_per_seed"])}
-        for dom in ("synthetic", "realistic"):
-            for m in ("psnr_y", "ssim_y"):
-                line[f"{dom} {METRIC_LABELS[m]}"] = ci_text(s[dom], m)
+                "scenes (%)": 100 * (1.0 if r.fraction is None else r.fraction), "steps": recipe_steps(r, cfg),
+                "seeds": len(s["synthetic"]["psnr_y_per_seed"])}
+        for dom, metrics in (("synthetic", ("psnr_y", "ssim_y")), ("realistic", ("psnr_y", "ssim_y")),
+                             ("realistic_clean", ("psnr_y",))):
+            for m in metrics:
+                if dom in s:
+                    line[f"{dom} {METRIC_LABELS[m]}"] = ci_text(s[dom], m)
         lines.append(line)
     return pd.DataFrame(lines)
 
@@ -582,8 +659,9 @@ def example_rows(data: dict[str, torch.Tensor], checkpoints: dict[str, Any], n: 
 
 def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int = 1000, seed: int = 0) -> list[str]:
     """Why ``ttl`` does or does not beat ``sup-minority``, in sentences computed from the rows that ran: is the
-    minority a constraint at this budget (the from-scratch sweep), which teacher helps (``t1-only``,
-    ``t2-only``), and does distillation matter (``no-distillation``)? PSNR-Y, paired by image, 95 % CI."""
+    minority a constraint at this budget, does capacity help, which teacher helps (``t1-only``, ``t2-only``, against
+    ``sup-minority-short`` on the same shorter schedule), and does distillation matter (``no-distillation``)?
+    PSNR-Y, paired by image, 95 % CI."""
     def diff(a: str, b: str, dom: str) -> dict | None:
         if a not in scores or b not in scores:
             return None
@@ -596,19 +674,25 @@ def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int =
         return "better" if r["low"] > 0 else ("worse" if r["high"] < 0 else "not distinguishable")
 
     out = []
-    scratch = sorted((n for n in scores if n.startswith("sup-minority@")), key=lambda n: float(n.split("@")[1][:-3]))
-    if scratch and "sup-full" in scores:
-        r = diff(scratch[0], "sup-full", "synthetic")
-        gap = "is not" if r["low"] > -0.5 else "is"
-        out.append(f"Fraction: from scratch, {scratch[0].split('@')[1].replace('pct', ' %')} of the pairs minus all "
-                   f"pairs on synthetic validation {fmt(r)}: at this step budget the minority {gap} a real "
-                   "constraint (0.5 dB margin), so pretraining has "
-                   f"{'little' if gap == 'is not' else 'room'} to make up for.")
-    for row, what in (("t1-only", "the recognition teacher T1 alone"), ("t2-only", "the scattering teacher T2 alone"),
-                      ("ttl", "both teachers (ttl)"), ("no-distillation", "T2 itself, not distilled"),
-                      ("frozen-encoder", "the distilled encoder, frozen")):
-        rs = [diff(row, "sup-minority", d) for d in ("synthetic", "realistic")]
-        if rs[0] is not None:
-            out.append(f"{what[0].upper() + what[1:]} vs sup-minority: synthetic {fmt(rs[0])} ({sign(rs[0])}), realistic {fmt(rs[1])} "
-                       f"({sign(rs[1])}).")
+    if "sup-minority" in scores and "sup-full" in scores:
+        r = diff("sup-minority", "sup-full", "synthetic")
+        binds = r["high"] < -1.0
+        out.append(f"Fraction: from scratch, the minority minus all pairs on synthetic validation {fmt(r)}: the minority "
+                   f"{'is' if binds else 'is not'} a real constraint at this budget (1 dB), so pretraining has "
+                   f"{'room' if binds else 'little'} to make up for.")
+    if "sup-full-large" in scores and "sup-full" in scores:
+        r = diff("sup-full-large", "sup-full", "synthetic")
+        out.append(f"Capacity: the teacher-sized network minus the student-sized one, all pairs, synthetic validation "
+                   f"{fmt(r)} ({sign(r)}).")
+    doms = [d for d in ("synthetic", "realistic") if d in next(iter(scores.values()))]
+    for row, ref, what in (("ttl", "sup-minority", "both teachers (ttl)"),
+                           ("ttl-short", "sup-minority-short", "both teachers (ttl), ablation schedule"),
+                           ("t1-only", "sup-minority-short", "the recognition teacher T1 alone"),
+                           ("t2-only", "sup-minority-short", "the scattering teacher T2 alone"),
+                           ("no-distillation", "sup-minority-short", "T2 itself, not distilled"),
+                           ("frozen-encoder", "sup-minority-short", "the distilled encoder, frozen")):
+        rs = [diff(row, ref, d) for d in doms]
+        if rs and rs[0] is not None:
+            parts = ", ".join(f"{d} {fmt(r)} ({sign(r)})" for d, r in zip(doms, rs))
+            out.append(f"{what[0].upper() + what[1:]} vs {ref}: {parts}.")
     return out

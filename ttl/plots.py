@@ -11,7 +11,7 @@ import seaborn as sns
 import torch
 
 from .gap import ORIENTATION_BINS, STATISTICS, STREAK_THRESHOLD
-from .imageops import rain_layer_estimate
+from .imageops import luminance, rain_layer_estimate
 
 DOMAIN_COLORS = {"synthetic": "#d95f02", "realistic": "#1b9e77", "real": "#7570b3", "clean": "#666666"}
 
@@ -207,6 +207,52 @@ def plot_sweep(points: pd.DataFrame, path: str | Path, label: str = "PSNR-Y (dB)
     return fig
 
 
+def plot_calibration(report: pd.DataFrame, path: str | Path):
+    """The synthetic presets' calibration (:func:`ttl.calibrate.synthetic_calibration_report`): per statistic, the
+    distance of the hand-set and the calibrated recipe to the public rain layers, with 95 % intervals."""
+    presets = list(dict.fromkeys(report["preset"]))
+    fig, axes = plt.subplots(1, len(presets), figsize=(5.5 * len(presets), 3.6), squeeze=False)
+    for ax, name in zip(axes[0], presets):
+        d = report[(report["preset"] == name) & report["low"].notna()]
+        stats = list(dict.fromkeys(d["statistic"]))
+        for k, (recipe, color) in enumerate((("hand-set", "C3"), ("calibrated", "C0"))):
+            r = d[d["recipe"] == recipe].set_index("statistic").loc[stats]
+            y = np.arange(len(stats)) + (k - 0.5) * 0.3
+            ax.errorbar(r["distance"], y, xerr=[r["distance"] - r["low"], r["high"] - r["distance"]], fmt="o",
+                        color=color, label=recipe, capsize=2)
+        ax.set_yticks(range(len(stats)), stats)
+        ax.set(xlabel="standardised W1 to the public rain layers", title=f"{name} vs {d['target'].iloc[0]}")
+        ax.invert_yaxis()
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_public(public_scores: dict[str, dict], path: str | Path, models: Sequence[str]):
+    """PSNR-Y on each public set for the rainy input and each model: mean with its 95 % interval over images."""
+    sets = list(public_scores)
+    fig, axes = plt.subplots(1, len(sets), figsize=(3.2 * len(sets), 0.35 * len(models) + 1.6), sharey=True,
+                             squeeze=False)
+    for ax, name in zip(axes[0], sets):
+        per = public_scores[name]
+        shown = [m for m in models if m in per]
+        for k, m in enumerate(shown):
+            v = per[m]
+            lo, hi = v["psnr_y_ci_images"]
+            color = "grey" if m == "input" else ("k" if m == "ttl" else "C0")
+            ax.plot([lo, hi], [k, k], color=color, lw=4, alpha=0.4, solid_capstyle="butt")
+            ax.plot(v["psnr_y"], k, "o", color=color)
+        ax.set_yticks(range(len(shown)), shown)
+        ax.set(xlabel="PSNR-Y (dB)", title=f"{name} (n={per['input']['n']})")
+        ax.grid(axis="x", alpha=0.3)
+    axes[0, 0].invert_yaxis()
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
 def plot_val_curves(logs: dict[str, dict], path: str | Path, domains: Sequence[str] = ("synthetic", "realistic")):
     """Validation PSNR-Y against steps for several runs (their logs hold ``val_<domain>_psnr_y``)."""
     fig, axes = plt.subplots(1, len(domains), figsize=(5 * len(domains), 3.5))
@@ -223,9 +269,22 @@ def plot_val_curves(logs: dict[str, dict], path: str | Path, domains: Sequence[s
     return fig
 
 
-def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: float = 0.3, size: float = 2.6):
+def rainiest_window(img: torch.Tensor, size: int) -> tuple[int, int]:
+    """``(top, left)`` of the ``size`` x ``size`` window of ``img`` (3,H,W) with the most rain-layer energy (white
+    top-hat luminance): where a zoomed crop shows the rain, and what a model left of it, best."""
+    size = min(size, *img.shape[-2:])
+    e = luminance(rain_layer_estimate(img[None]))
+    box = torch.nn.functional.avg_pool2d(e, size, stride=max(1, size // 8))[0, 0]
+    k = int(box.argmax())
+    return (k // box.shape[1]) * max(1, size // 8), (k % box.shape[1]) * max(1, size // 8)
+
+
+def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: float = 0.3, size: float = 2.6,
+            crop_px: int | None = None):
     """Side-by-side outputs with zoomed crops: one column per named list (input, baselines, ours...), two rows
-    per image (the whole image with the crop box drawn, then the crop enlarged). Images may differ in size."""
+    per image (the whole image with the crop box drawn, then the crop enlarged). Images may differ in size. The
+    crop is the centre ``zoom`` share of the short side, or, with ``crop_px``, the ``crop_px``-pixel window of the
+    first column with the most rain (:func:`rainiest_window`), shown at full resolution."""
     from matplotlib.patches import Rectangle
 
     names = list(columns)
@@ -233,8 +292,12 @@ def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: 
     fig, axes = plt.subplots(2 * n, len(names), figsize=(size * len(names), 2 * size * n), squeeze=False)
     for i in range(n):
         h, w = columns[names[0]][i].shape[-2:]
-        c = max(8, int(zoom * min(h, w)))
-        top, left = (h - c) // 2, (w - c) // 2
+        if crop_px:
+            c = min(crop_px, h, w)
+            top, left = rainiest_window(columns[names[0]][i], c)
+        else:
+            c = max(8, int(zoom * min(h, w)))
+            top, left = (h - c) // 2, (w - c) // 2
         for j, name in enumerate(names):
             img = columns[name][i]
             _show(axes[2 * i, j], img, name if i == 0 else None)

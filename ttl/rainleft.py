@@ -424,78 +424,52 @@ def load_working(paths: Iterable, size: int = WORK_SIZE, crop: bool = True) -> l
     return [_working(read_image(p, min_size=8), size, crop) for p in paths]
 
 
-def fit_rain_classifier(data_root: str | Path, size: int = WORK_SIZE, features: Sequence[str] = DEFAULT_FEATURES,
-                        l2: float = 1e-2, seed: int = 0, limit: int | None = None,
-                        n_boot: int = 1000) -> tuple[RainClassifier, dict[str, Any]]:
-    """Fit :class:`RainClassifier` on the ``train`` splits of ``data_root/real_rainy`` (rain) and
-    ``data_root/clean_scenes`` (no rain) and report its cross-validated AUC on them and its AUC on the two
-    ``test`` splits (with a bootstrap interval). ``limit`` caps the images per folder and split."""
+def fit_rain_classifier(real_dir: str | Path, clean_dir: str | Path, size: int = WORK_SIZE,
+                        features: Sequence[str] = DEFAULT_FEATURES, l2: float = 1e-2, seed: int = 0,
+                        limit: int | None = None, n_boot: int = 1000) -> tuple[RainClassifier, dict[str, Any]]:
+    """Fit :class:`RainClassifier` on the ``train`` splits (:func:`ttl.scenes.split_files`) of ``real_dir`` (rain)
+    and ``clean_dir`` (no rain) and report its cross-validated AUC on them and its AUC on the two ``test`` splits
+    (with a bootstrap interval). ``limit`` caps the images per folder and split."""
     from .io import list_images
     from .scenes import split_files
 
-    root = Path(data_root)
     splits = {}
-    for name in ("real_rainy", "clean_scenes"):
-        folder = root / name
-        if not folder.is_dir():
-            raise FileNotFoundError(f"{folder} not found: fit_rain_classifier needs {root}/real_rainy and "
-                                    f"{root}/clean_scenes")
-        splits[name] = split_files(list_images(folder))
-    tr_r = load_working(splits["real_rainy"]["train"][:limit], size)
-    tr_c = load_working(splits["clean_scenes"]["train"][:limit], size)
+    for name, folder in (("real_dir", real_dir), ("clean_dir", clean_dir)):
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"{name}={str(folder)!r} not found: the rain classifier needs real rainy and "
+                                    "rain-free photographs")
+        splits[name] = split_files(list_images(folder, recursive=True))
+    tr_r = load_working(splits["real_dir"]["train"][:limit], size)
+    tr_c = load_working(splits["clean_dir"]["train"][:limit], size)
     clf = RainClassifier.fit(tr_r, tr_c, features, l2=l2, size=size, seed=seed)
-    te_r = load_working(splits["real_rainy"]["test"][:limit], size)
-    te_c = load_working(splits["clean_scenes"]["test"][:limit], size)
+    te_r = load_working(splits["real_dir"]["test"][:limit], size)
+    te_c = load_working(splits["clean_dir"]["test"][:limit], size)
     test = clf.auc(te_r, te_c, n_boot=n_boot, seed=seed)
     report = {"features": list(features), "cv_auc": clf.cv_auc, "n_train_rainy": len(tr_r),
               "n_train_clean": len(tr_c), "test_auc": test["auc"], "test_low": test["low"],
               "test_high": test["high"], "n_test_rainy": len(te_r), "n_test_clean": len(te_c)}
-    clf.extra = {"data": "real_rainy vs clean_scenes, train splits", "test_auc": test["auc"]}
+    clf.extra = {"data": "real rainy vs clean photographs, train splits", "test_auc": test["auc"]}
     return clf, report
 
 
 def load_public_pairs(root: str | Path, size: int | None = WORK_SIZE,
                       datasets: Sequence[str] | None = None) -> dict[str, tuple[list, list]]:
-    """The public samples of ``root`` (``shared/data/paired_public``) as ``{dataset: (rainy, clean)}``, each
-    image's short side resized to ``size`` (full frame). Layouts: ``rain13k_sample`` (input/ + target/),
-    ``rain200_sample_{train,test}`` (rain/ + norain/), ``heavyrain_sample`` (in/im_K_sS_aA + gt/im_K) and
-    ``ddn_sample`` (Krain + Kground_truth). Missing folders are skipped; ``datasets`` keeps only those names
-    (``rain13k``, ``rain200_train``, ``rain200_test``, ``heavyrain``, ``ddn``)."""
-    from .io import list_images, read_image
+    """The public paired sets under ``root`` (each subfolder in a layout :func:`ttl.layouts.detect_layout` pairs)
+    as ``{folder name: (rainy, clean)}``, each image's short side resized to ``size`` (full frame); ``datasets``
+    keeps only those folder names."""
+    from .layouts import LayoutError, PairedFolderDataset
 
-    root = Path(root)
-    found: dict[str, list[tuple[Path, Path]]] = {}
-    d = root / "rain13k_sample"
-    if (d / "input").is_dir():
-        found["rain13k"] = [(p, d / "target" / p.name) for p in list_images(d / "input")]
-    for split in ("train", "test"):
-        d = root / f"rain200_sample_{split}"
-        if (d / "rain").is_dir():
-            found[f"rain200_{split}"] = [(p, d / "norain" / p.name) for p in list_images(d / "rain")]
-    d = root / "heavyrain_sample"
-    if (d / "in").is_dir():
-        gts = {p.stem: p for p in list_images(d / "gt")}
-        found["heavyrain"] = [(p, gts[p.stem.split("_s")[0]]) for p in list_images(d / "in")
-                              if p.stem.split("_s")[0] in gts]
-    d = root / "ddn_sample"
-    if d.is_dir():
-        found["ddn"] = [(p, p.with_name(p.name.replace("rain", "ground_truth", 1)))
-                        for p in list_images(d) if p.stem.endswith("rain")]
     out = {}
-    for name, pairs in found.items():
-        if datasets is not None and name not in datasets:
+    for d in sorted(p for p in Path(root).iterdir() if p.is_dir()):
+        if datasets is not None and d.name not in datasets:
             continue
-        rs, cs = [], []
-        for rp, cp in pairs:
-            if not cp.is_file():
-                raise FileNotFoundError(f"{rp.name}: its clean counterpart {cp} is missing")
-            r, c = read_image(rp), read_image(cp)
-            if r.shape != c.shape:
-                raise ValueError(f"{rp} and {cp} differ in size: {tuple(r.shape)} vs {tuple(c.shape)}")
-            rs.append(_working(r, size, crop=False))
-            cs.append(_working(c, size, crop=False))
-        if rs:
-            out[name] = (rs, cs)
+        try:
+            ds = PairedFolderDataset(d)
+        except LayoutError:
+            continue
+        items = [ds[i] for i in range(len(ds))]
+        out[d.name] = ([_working(it["rainy"], size, crop=False) for it in items],
+                       [_working(it["clean"], size, crop=False) for it in items])
     return out
 
 
@@ -667,7 +641,7 @@ def _main(argv: Sequence[str] | None = None) -> None:
     designs = {"oriented": DEFAULT_FEATURES} if a.no_gap else {"oriented": DEFAULT_FEATURES, "gap7": GAP_RAIN_FEATURES}
     clfs = {}
     for nm, feats in designs.items():
-        clfs[nm], rep = fit_rain_classifier(root, features=feats)
+        clfs[nm], rep = fit_rain_classifier(root / "real_rainy", root / "clean_scenes", features=feats)
         print(f"[{nm}] features={feats}\n  cv AUC (train, {rep['n_train_rainy']} rainy vs "
               f"{rep['n_train_clean']} clean) = {rep['cv_auc']:.3f}; test AUC ({rep['n_test_rainy']} vs "
               f"{rep['n_test_clean']}) = {rep['test_auc']:.3f} "
