@@ -17,15 +17,17 @@
 # *Task transfer learning for image deraining*, notebook 2 of 5. Design: `STUDY.md` §4.
 #
 # Two tasks whose labels are free on real rainy data, so the teachers never need a clean ground truth:
-# - **T1, rain recognition**: rainy (real-domain) vs rain-free images of the same scene distribution — other
-#   scenes, through the same camera, so that T1 learns rain rather than content or sensor noise.
+# - **T1, rain recognition**: rainy vs rain-free photographs. Positives are real-domain rainy images: the real rainy
+#   photographs (`real_dir`) and realistic rain rendered on the clean photographs (`clean_dir`); negatives are those
+#   clean photographs through the same camera (noise, tone curve, JPEG). The same scenes appear in both classes, so
+#   T1 must learn rain, not the collection or the sensor.
 # - **T2, rain-scattering reconstruction**: a real-domain rainy image is degraded further by rain scattering
 #   (veiling, forward-scattering blur, glow); T2 restores the image before that degradation.
 #
-# The real domain is realistic rain on procedural scenes by default. With `real_dir`, T2 trains on the real
-# photographs' train split (scene-disjoint from the test split that notebook 05 evaluates on); T1 uses them only
-# together with `clean_dir` (rain-free photographs as negatives). No clean image of the real domain is ever
-# given to training: `ttl.datasets.RealDomainUnlabeled` yields rainy images only.
+# Everything uses the *train* splits (by file, stratified by collection, `ttl.scenes.split_files`); held-out
+# results use the test splits. No clean image of the real domain is ever given to training:
+# `ttl.datasets.RealDomainUnlabeled` yields rainy images only (it keeps file paths, renders inside, and drops the
+# clean crop). Without photographs, realistic rain on procedural scenes stands in.
 
 # %% tags=["parameters"]
 preset = "default"  # smoke | default | paper
@@ -33,10 +35,10 @@ seed = 0
 device = "auto"  # "auto" picks CUDA, then MPS, then CPU
 results_dir = "results"
 figures_dir = "figures"
-clean_dir = None  # rain-free photographs: T1's negatives (and T1 positives from real_dir become possible)
+clean_dir = None  # rain-free photographs: T1's negatives, and the scenes of the rendered real-domain images
 synthetic_dir = None  # unused here: teachers never see synthetic pairs
-real_dir = None  # real rainy photographs (train split used by T2; by T1 only with clean_dir)
-show_real_examples = False  # draw real photographs in the example panel (keep False for committed runs)
+real_dir = None  # real rainy photographs (train split: T2's images, and T1's positives together with clean_dir)
+public_dir = None  # unused here
 resume = False  # True continues killed training runs from their last checkpoint
 # sizes: None = from the preset (see ttl.config.PRESETS)
 t_width = None
@@ -61,7 +63,7 @@ NAME = "02_teacher_pretraining"
 started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(t_width=t_width, t1_steps=t1_steps, t2_steps=t2_steps, t_scenes=t_scenes))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
-C.check_dir(synthetic_dir, "synthetic_dir")
+C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
@@ -77,10 +79,8 @@ print({k: v for k, v in cfg.items() if k.startswith("t")})
 # %%
 out = train_teachers(cfg, seed, str(dev), res_dir / "runs", real_dir=real_path, clean_dir=clean_path, resume=resume)
 ex = out["examples"]
-rows = {"T1 input": list(ex["t1"]["image"][:4])}
-if real_path is None or show_real_examples:  # real photographs are never drawn in committed figures
-    rows.update({"T2 input": list(ex["t2"]["input"][:4]), "T2 output": list(out["t2"](ex["t2"]["input"][:4]).detach().clamp(0, 1)),
-                 "T2 target": list(ex["t2"]["target"][:4])})
+rows = {"T1 input": list(ex["t1"]["image"][:4]), "T2 input": list(ex["t2"]["input"][:4]),
+        "T2 output": list(out["t2"](ex["t2"]["input"][:4]).detach().clamp(0, 1)), "T2 target": list(ex["t2"]["target"][:4])}
 fig = plots.image_grid(rows, fig_dir / "examples.png")
 print("T1 labels of the first row:", ex["t1"]["label"][:4].tolist())
 
@@ -92,18 +92,25 @@ fig = plots.plot_curves(out["t2_log"], fig_dir / "t2_training.png", title="T2 (s
 
 # %% [markdown]
 # ## 2. Each teacher on its own task, on held-out data
-# T1: accuracy and ROC-AUC on the test split (rainy and rain-free images in equal numbers). T2: PSNR-Y / SSIM-Y
-# of the reconstruction against the image before the scattering degradation, and of the degraded input itself.
-# 95 % bootstrap intervals over images.
+# T1: accuracy and ROC-AUC on the test split (rainy and rain-free images in equal numbers), and, with photographs,
+# separately on (a) the same test scenes, clean and with realistic rain, and (b) real rainy vs clean test
+# photographs. T2: PSNR-Y / SSIM-Y of the reconstruction against the image before the scattering degradation, and
+# of the degraded input itself. 95 % bootstrap intervals over images.
 
 # %%
 nb = cfg["bootstrap"]
 e1, e2 = out["t1_eval"], out["t2_eval"]
 gain = [a - b for a, b in zip(e2["psnr_y"], e2["input_psnr_y"])]
-rows = [
-    {"teacher": "T1 recognition", "metric": "accuracy", **dict(zip(("mean", "low", "high"),
-                                                                   bootstrap_ci(e1["per_item_correct"], n_boot=nb, seed=seed)))},
-    {"teacher": "T1 recognition", "metric": "ROC-AUC", **dict(zip(("mean", "low", "high"), auc_ci(e1["scores"], e1["labels"], nb, seed=seed)))},
+rows = []
+for label, ev in (("T1 recognition", e1), ("T1 (a): same scenes, clean vs realistic rain", out.get("t1_same_scenes")),
+                  ("T1 (b): real rainy vs clean photographs", out.get("t1_real_vs_clean"))):
+    if ev is None:
+        continue
+    rows += [{"teacher": label, "metric": f"accuracy (n={ev['n']})",
+              **dict(zip(("mean", "low", "high"), bootstrap_ci(ev["per_item_correct"], n_boot=nb, seed=seed)))},
+             {"teacher": label, "metric": "ROC-AUC",
+              **dict(zip(("mean", "low", "high"), auc_ci(ev["scores"], ev["labels"], nb, seed=seed)))}]
+rows += [
     {"teacher": "T2 scattering", "metric": "PSNR-Y (dB)", **dict(zip(("mean", "low", "high"), bootstrap_ci(e2["psnr_y"], n_boot=nb, seed=seed)))},
     {"teacher": "T2 scattering", "metric": "input PSNR-Y (dB)", **dict(zip(("mean", "low", "high"), bootstrap_ci(e2["input_psnr_y"], n_boot=nb, seed=seed)))},
     {"teacher": "T2 scattering", "metric": "gain PSNR-Y (dB)", **dict(zip(("mean", "low", "high"), bootstrap_ci(gain, n_boot=nb, seed=seed)))},
@@ -125,10 +132,11 @@ for name in ("t1", "t2"):
 
 # %%
 metrics = {
-    "t1": e1, "t2": e2,
+    "t1": e1, "t2": e2, "t1_same_scenes": out.get("t1_same_scenes"), "t1_real_vs_clean": out.get("t1_real_vs_clean"),
     "table": table.to_dict(orient="records"), "sizes": sizes,
     "logs": {"t1": out["t1_log"], "t2": out["t2_log"]},
 }
-record = C.run_record(NAME, cfg, seed, str(dev), out["manifest"], metrics, started, revision)
+manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path)}
+record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")

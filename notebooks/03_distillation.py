@@ -28,9 +28,10 @@ seed = 0
 device = "auto"  # "auto" picks CUDA, then MPS, then CPU
 results_dir = "results"
 figures_dir = "figures"
-clean_dir = None  # unused here: distillation sees unlabeled rainy images only
+clean_dir = None  # clean photographs (train split): realistic rain is rendered on them, the clean crop is dropped
 synthetic_dir = None  # unused here: distillation never sees synthetic pairs
-real_dir = None  # real rainy photographs (train split) as the unlabeled images
+real_dir = None  # real rainy photographs (train split): with the rendered ones, the unlabeled real-domain images
+public_dir = None  # unused here
 teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoints of this preset)
 resume = False  # True continues a killed distillation run from its last checkpoint
 # sizes: None = from the preset (see ttl.config.PRESETS)
@@ -54,8 +55,8 @@ from ttl.stats import bootstrap_ci
 NAME = "03_distillation"
 started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(s_width=s_width, d_steps=d_steps))
-real_path = C.check_dir(real_dir, "real_dir")
-C.check_dir(clean_dir, "clean_dir"), C.check_dir(synthetic_dir, "synthetic_dir")
+real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
+C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 teachers_path = Path(teachers_dir) if teachers_dir else Path(results_dir) / "02_teacher_pretraining" / preset / "checkpoints"
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
@@ -67,7 +68,7 @@ print(f"preset={preset} seed={seed} device={dev} real_dir={real_path} teachers={
 
 # %%
 out = run_distillation(cfg, seed, str(dev), teachers_path, res_dir / "runs" / "student", real_dir=real_path,
-                       resume=resume)
+                       resume=resume, clean_dir=clean_path)
 fig = plots.plot_curves(out["log"], fig_dir / "training.png", title="distillation", val_key="val_total",
                         val_label="matching loss (held out)")
 
@@ -106,6 +107,7 @@ save_model(res_dir / "checkpoints" / "student.pt", out["student"], preset=preset
 metrics = {"params": params, "size_ratio_teachers_over_student": ratio, "sizes": sizes.to_dict(orient="index"),
            "held_out_losses": out["held_out_losses"], "kept": kept.to_dict(orient="records"),
            "t2_task": t2s, "t1_task": t1s, "log": out["log"]}
-record = C.run_record(NAME, cfg, seed, str(dev), out["manifest"], metrics, started, revision)
+manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path)}
+record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")

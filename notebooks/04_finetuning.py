@@ -16,27 +16,31 @@
 #
 # *Task transfer learning for image deraining*, notebook 4 of 5. Design: `STUDY.md` §6. Claim C3.
 #
-# The distilled student of notebook 03 (`ttl`) is fine-tuned on a **minority** (`f_fraction`, 10 % at `default`)
-# of a fixed paired synthetic training set. Every baseline has the same budget: the same engine, loss (MSE),
-# steps, batch, patch size and learning-rate schedule. Rows (see `ttl.finetune`):
+# The distilled student of notebook 03 (`ttl`) is fine-tuned on a **minority of the scenes** (`f_fraction` of the
+# training photographs) of a fixed paired synthetic training set: the train split of the clean photographs
+# (`clean_dir`), each rendered `f_renders` times with the calibrated synthetic rain (light and heavy), once, like a
+# dataset on disk. Every row of a schedule has the same budget: the same engine, loss (`f_loss`), steps, batch,
+# crops and learning-rate schedule. Rows (see `ttl.finetune`):
 #
-# | row | weights start from | pairs |
-# |---|---|---|
-# | `ttl` | distilled student (T1 + T2) | minority |
-# | `sup-minority` | scratch, student architecture | minority (the key control) |
-# | `sup-full` | scratch, student architecture | all |
-# | `sup-full-large` | scratch, teacher-sized | all |
-# | `syn2real` | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority |
-# | `t1-only`, `t2-only` | a student distilled from one teacher | minority |
-# | `no-distillation` | T2 itself (teacher-sized) | minority |
-# | `frozen-encoder` | distilled student, encoder frozen | minority |
-# | `ttl@…`, `sup-minority@…` | the fraction sweep | 1 %, 5 %, 100 % |
+# | row | weights start from | scenes | steps |
+# |---|---|---|---|
+# | `ttl` | distilled student (T1 + T2) | minority | `f_steps` |
+# | `sup-minority` | scratch, student architecture | minority (the key control) | `f_steps` |
+# | `sup-full` | scratch, student architecture | all | `f_steps` |
+# | `sup-full-large` | scratch, teacher-sized | all | `f_steps` |
+# | `syn2real` | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority | `f_steps` |
+# | `ttl@…`, `sup-minority@…` | the fraction sweep | 1 %, 5 %, 100 % | `f_steps` |
+# | `t1-only`, `t2-only` | a student distilled from one teacher | minority | `f_steps_short` |
+# | `no-distillation` | T2 itself (teacher-sized) | minority | `f_steps_short` |
+# | `frozen-encoder` | distilled student, encoder frozen | minority | `f_steps_short` |
+# | `ttl-short`, `sup-minority-short` | the ablations' references on their schedule | minority | `f_steps_short` |
 #
-# Headline rows use `f_seeds` seeds (3 at `default`): a seed fixes the minority's pairs (nested across fractions,
+# Headline rows use `f_seeds` seeds (3 at `default`): a seed fixes the minority's scenes (nested across fractions,
 # different between seeds), the data order and the scratch initialisation; seed *k* of `ttl` and of
-# `sup-minority` share their minority. Every model is scored on held-out **validation** data: val-split scenes
-# with synthetic rain and the same scenes with realistic rain (the clean images score, nothing trains on them).
-# The test sets (photographs) are notebook 05's. Nothing here is tuned on test data.
+# `sup-minority` share their minority. Every model is scored on held-out **validation** data: centre crops of the
+# val-split photographs with synthetic rain, and the same crops with realistic rain scored against its streak-free
+# target (`realistic`, deraining) and against the clean scene (`realistic_clean`). The ground truths only score;
+# nothing trains on them. The test sets are notebook 05's. Nothing here is tuned on test data.
 
 # %% tags=["parameters"]
 preset = "default"  # smoke | default | paper
@@ -44,20 +48,23 @@ seed = 0
 device = "auto"  # "auto" picks CUDA, then MPS, then CPU
 results_dir = "results"
 figures_dir = "figures"
-clean_dir = None  # clean images for the synthetic pairs (None: procedural scenes)
-synthetic_dir = None  # a paired synthetic dataset on disk (Rain100L/H, Rain1400, ...); None: rendered pairs
-real_dir = None  # real rainy photographs (train split): Syn2Real's unlabeled images and the ablations' distillation
+clean_dir = None  # clean photographs (the scene bank): their train split makes the synthetic pairs (None: procedural)
+synthetic_dir = None  # a paired synthetic dataset on disk (Rain100L/H, Rain13K, ...): replaces the rendered pairs
+real_dir = None  # real rainy photographs (train split): with clean_dir's rendered realistic rain, the unlabeled
+#                  real-domain images of Syn2Real and of the ablations' distillations
+public_dir = None  # unused here (public pairs are test data: notebook 05)
 teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoints of this preset)
 student_path = None  # the distilled student (None: notebook 03's checkpoint of this preset)
 resume = False  # True continues killed runs from their last checkpoints
 only = None  # a list of row names to train only those (e.g. ["ttl", "sup-minority"])
 # sizes: None = from the preset (see ttl.config.PRESETS)
-f_pairs = None
 f_fraction = None
 f_sweep = None
 f_seeds = None
 f_steps = None
+f_steps_short = None
 f_lr = None
+f_loss = None
 
 # %%
 import time
@@ -74,17 +81,20 @@ from ttl.metrics import METRIC_LABELS
 
 NAME = "04_finetuning"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(f_pairs=f_pairs, f_fraction=f_fraction, f_sweep=f_sweep, f_seeds=f_seeds,
-                                    f_steps=f_steps, f_lr=f_lr))
+cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_seeds=f_seeds, f_steps=f_steps,
+                                    f_steps_short=f_steps_short, f_lr=f_lr, f_loss=f_loss))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 synthetic_path = C.check_dir(synthetic_dir, "synthetic_dir")
+C.check_dir(public_dir, "public_dir")
 teachers_path = Path(teachers_dir or Path(results_dir) / "02_teacher_pretraining" / preset / "checkpoints")
 student_file = Path(student_path or Path(results_dir) / "03_distillation" / preset / "checkpoints" / "student.pt")
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 print(f"preset={preset} seed={seed} device={dev} fraction={cfg['f_fraction']} seeds={cfg['f_seeds']} "
-      f"steps={cfg['f_steps']} student={student_file}")
+      f"steps={cfg['f_steps']}/{cfg['f_steps_short']} loss={cfg['f_loss']} student={student_file}")
+print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synthetic_dir " + str(synthetic_path)
+                                                                        if synthetic_path else "procedural (fallback)"))
 
 # %% [markdown]
 # ## 1. Train every row
@@ -100,13 +110,13 @@ scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in runs.items()
 params = {n: r[0]["params"] for n, r in runs.items()}
 
 # %% [markdown]
-# ## 2. Every row on both validation sets
+# ## 2. Every row on the validation sets
 # Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). In the figure the
 # thick bar is that interval, the thin black bar the t-interval over seeds (headline rows), the dashed line
 # the rainy input.
 
 # %%
-table = FT.results_table(rows, scores, params)
+table = FT.results_table(rows, scores, params, cfg)
 table.to_csv(res_dir / "results_table.csv", index=False)
 display(table)
 inp = {d: v["psnr_y"] for d, v in out["input"].items()}
@@ -121,11 +131,7 @@ fig = plots.plot_rows(scores, fig_dir / "rows_psnr_y.png", reference=inp)
 # %%
 baselines = [b for b in ("sup-minority", "sup-full", "sup-full-large", "syn2real") if b in runs and "ttl" in runs]
 comparisons = {b: FT.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
-comp = pd.DataFrame([{"ttl minus": b, "validation": dom, "metric": METRIC_LABELS[m],
-                      "diff [95 % CI, images]": f"{r['mean_diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
-                      "Wilcoxon p": f"{r['wilcoxon_p']:.2g}",
-                      "diff [95 % CI, seeds]": f"[{r['ci_seeds'][0]:+.3f}, {r['ci_seeds'][1]:+.3f}]"}
-                     for b, c in comparisons.items() for dom, d in c.items() for m, r in d.items()])
+comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp)
 
@@ -142,20 +148,22 @@ display(sweep.pivot_table(index=["domain", "fraction"], columns="method", values
 
 # %% [markdown]
 # ## 5. Why: the ablations
-# Each ablation minus `sup-minority` (the same minority from scratch), paired by image: what each teacher,
-# distillation itself and a trainable encoder contribute. The sentences under the table are computed from these
-# rows and the sweep. Keep in mind what T2 learns: its label is the real-domain rainy image itself (before the
-# extra scattering), so its features, and the output the student is taught to copy, *keep* rain streaks — the
-# opposite of what fine-tuning on synthetic pairs asks for — while T1's features only have to *see* rain.
+# Each ablation minus `sup-minority-short` (the same minority from scratch, on the same shorter schedule), paired by
+# image: what each teacher, distillation itself and a trainable encoder contribute. The sentences under the table
+# are computed from these rows and the sweep. Keep in mind what T2 learns: its label is the real-domain rainy image
+# itself (before the extra scattering), so its features, and the output the student is taught to copy, *keep* rain
+# streaks — the opposite of what fine-tuning on synthetic pairs asks for — while T1's features only have to *see*
+# rain.
 
 # %%
-ablations = [a for a in ("ttl", "t1-only", "t2-only", "no-distillation", "frozen-encoder") if a in runs]
-abl = pd.DataFrame([{"row": a, "validation": dom, f"{METRIC_LABELS['psnr_y']} minus sup-minority":
+ablations = [a for a in ("ttl-short", "t1-only", "t2-only", "no-distillation", "frozen-encoder") if a in runs]
+ref = "sup-minority-short"
+abl = pd.DataFrame([{"row": a, "validation": dom, f"{METRIC_LABELS['psnr_y']} minus {ref}":
                      f"{r['psnr_y']['mean_diff']:+.2f} [{r['psnr_y']['low']:+.2f}, {r['psnr_y']['high']:+.2f}]",
-                     f"{METRIC_LABELS['ssim_y']} minus sup-minority":
+                     f"{METRIC_LABELS['ssim_y']} minus {ref}":
                      f"{r['ssim_y']['mean_diff']:+.3f} [{r['ssim_y']['low']:+.3f}, {r['ssim_y']['high']:+.3f}]"}
-                    for a in ablations if "sup-minority" in runs
-                    for dom, r in FT.compare(scores, runs, a, "sup-minority", cfg["bootstrap"], seed).items()])
+                    for a in ablations if ref in runs
+                    for dom, r in FT.compare(scores, runs, a, ref, cfg["bootstrap"], seed).items()])
 abl.to_csv(res_dir / "ablations.csv", index=False)
 display(abl)
 diagnosis = FT.diagnose(scores, runs, cfg["bootstrap"], seed)
@@ -163,15 +171,16 @@ print("\n".join(diagnosis))
 
 # %% [markdown]
 # ## 6. Curves and examples
-# Validation PSNR-Y during training (first seed of the headline rows), and outputs on realistic validation
-# images (procedural scenes, so they can be shown).
+# Validation PSNR-Y during training (first seed of the headline rows), and outputs on synthetic and realistic
+# validation crops (downscaled crops of the val-split photographs).
 
 # %%
 fig = plots.plot_val_curves({n: runs[n][0]["log"] for n in ("ttl", "sup-minority", "sup-full", "syn2real") if n in runs},
                             fig_dir / "validation_curves.png")
 shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in runs]
-fig = plots.image_grid(FT.example_rows(out["val"]["realistic"], {n: runs[n][0]["checkpoint"] for n in shown}, n=4),
-                       fig_dir / "examples_realistic.png")
+for dom in ("synthetic", "realistic"):
+    fig = plots.image_grid(FT.example_rows(out["val"][dom], {n: runs[n][0]["checkpoint"] for n in shown}, n=4),
+                           fig_dir / f"examples_{dom}.png")
 
 # %% [markdown]
 # ## 7. Record
@@ -186,11 +195,13 @@ metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "p
                                        for d, s in out["input"].items()},
            "comparisons": comparisons, "sweep": sweep.to_dict(orient="records"), "diagnosis": diagnosis,
            "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "distil_logs": out["distil_logs"]}
-record = C.run_record(NAME, cfg, seed, str(dev), out["manifest"], metrics, started, revision)
+manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path,
+                                                           synthetic_dir=synthetic_path)}
+record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")
 if "sup-minority" in comparisons:
-    for dom in ("synthetic", "realistic"):
+    for dom in comparisons["sup-minority"]:
         r = comparisons["sup-minority"][dom]["psnr_y"]
         verdict = "better" if r["low"] > 0 else ("worse" if r["high"] < 0 else "not distinguishable")
         print(f"{dom}: ttl minus sup-minority PSNR-Y {r['mean_diff']:+.2f} dB [{r['low']:+.2f}, {r['high']:+.2f}] "

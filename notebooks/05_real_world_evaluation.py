@@ -18,17 +18,22 @@
 #
 # Every model of notebook 04 (every seed) on data no training step saw:
 #
-# * **synthetic test** — crops of the bundled photographs (test-only scenes; training used procedural scenes)
-#   with synthetic rain, and **realistic test** — the very same crops with realistic rain: full-reference
-#   PSNR/SSIM computed as the field's MATLAB scripts do (Y = BT.601 luma of 8-bit RGB; SSIM with an 11×11
-#   Gaussian window, σ = 1.5; no border crop; `ttl.metrics`), plus RGB columns;
-# * **real photographs** (`real_dir`, only its val and test splits: the teachers and the distillation used the
-#   train split) — no ground truth, so NIQE and PIQE (`ttl.noref`), and only as comparisons between models on
-#   the same images;
-# * **real paired data** when `real_paired_dir` is given (e.g. SPA-Data), whole images, tiled inference.
+# * **photographs with rendered rain** — the test split of the clean photographs (`clean_dir`), whole, with synthetic
+#   rain (`synthetic`) and with realistic rain, scored against its streak-free target (`realistic`: deraining, the
+#   primary score) and against the clean scene (`realistic_clean`: whole restoration); and the same on crops of the
+#   photographs bundled with scikit-image and matplotlib (`bundled_...`), a second, independent set;
+# * **public pairs** — every paired set under `public_dir` (samples of Rain13K, Rain200, Heavy Rain, DDN), found by
+#   layout detection, whole images;
+# * **real photographs** (`real_dir`, its val and test splits: the teachers and the distillation used the train
+#   split) — no ground truth: NIQE and PIQE (`ttl.noref`), and two measures of the rain left (`ttl.rainleft`): the
+#   probability of rain from a classifier fitted on the train splits of `real_dir` (rain) and `clean_dir` (no rain),
+#   and the oriented streak energy; each validated below on pairs where the answer is known;
+# * a real paired set when `real_paired_dir` is given (e.g. SPA-Data).
 #
-# Then the per-image paired comparisons of `ttl` against every baseline, a gallery, the size/speed table and the
-# verdict on each claim, every number read from the run records of notebooks 01–04 and from this run.
+# Full-reference scores are computed as the field's MATLAB scripts do (Y = BT.601 luma of 8-bit RGB; SSIM with an
+# 11×11 Gaussian window, σ = 1.5; no border crop; `ttl.metrics`), plus RGB columns. Then the paired comparisons, a
+# gallery of real photographs, the size/speed table and the verdict on each claim, every number read from the run
+# records of notebooks 01–04 and from this run.
 
 # %% tags=["parameters"]
 preset = "default"  # smoke | default | paper
@@ -36,13 +41,14 @@ seed = 0
 device = "auto"  # "auto" picks CUDA, then MPS, then CPU
 results_dir = "results"
 figures_dir = "figures"
-clean_dir = None  # unused here (test scenes are the bundled photographs)
+clean_dir = None  # clean photographs: their test split is the main test set (None: the bundled photographs)
 synthetic_dir = None  # unused here
 real_dir = None  # real rainy photographs (val and test splits are evaluated)
+public_dir = None  # a folder of public paired sets (each subfolder in any known layout): scored whole
 real_paired_dir = None  # a real paired dataset (e.g. SPA-Data test): full-reference scores on real rain
 finetuning_dir = None  # notebook 04's run folder (None: results/04_finetuning/<preset>)
 niqe_params = None  # the official NIQE modelparameters.mat (None: the pristine model fitted on bundled photos)
-show_real_gallery = False  # draw the gallery of real photographs inline (keep False for committed runs)
+gallery_photos = 4  # real photographs in the gallery (full resolution, with zoomed crops)
 # sizes: None = from the preset (see ttl.config.PRESETS)
 e_n_test = None
 e_real_size = None
@@ -54,7 +60,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from IPython.display import Image, display
+from IPython.display import display
 
 import ttl
 from ttl import config as C
@@ -67,90 +73,109 @@ NAME = "05_real_world_evaluation"
 started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(e_n_test=e_n_test, e_real_size=e_real_size))
 real_path, paired_path = C.check_dir(real_dir, "real_dir"), C.check_dir(real_paired_dir, "real_paired_dir")
-C.check_dir(clean_dir, "clean_dir"), C.check_dir(synthetic_dir, "synthetic_dir")
+clean_path, public_path = C.check_dir(clean_dir, "clean_dir"), C.check_dir(public_dir, "public_dir")
+C.check_dir(synthetic_dir, "synthetic_dir")
 ft_dir = Path(finetuning_dir or Path(results_dir) / "04_finetuning" / preset)
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 checkpoints = E.finetuned_checkpoints(ft_dir)
 niqe_model = load_official_niqe_params(niqe_params) if niqe_params else default_niqe_model()
-print(f"preset={preset} device={dev} models={list(checkpoints)} real_dir={real_path} real_paired_dir={paired_path}")
+headline = [n for n in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real") if n in checkpoints]
+print(f"preset={preset} device={dev} models={list(checkpoints)}\nclean_dir={clean_path} real_dir={real_path} "
+      f"public_dir={public_path} real_paired_dir={paired_path}")
 
 # %% [markdown]
-# ## 1. Test data and scores
+# ## 1. Test data, and the measures of the rain left validated where the answer is known
+# The rain classifier is fitted on the *train* splits (real rainy vs rain-free photographs) and never on a model's
+# output. Both measures must order clean < half-derained (the rainy image with half its exact rain layer removed)
+# < rainy on the public pairs and on realistic rain rendered on the test photographs.
 
 # %%
-sets = E.test_sets(cfg, seed)
+sets = E.test_sets(cfg, seed, clean_path)
+public = E.public_sets(public_path, cfg["e_public_n"], cfg["e_public_size"]) if public_path else {}
+sets.update({f"public/{k}": {"rainy": v["rainy"], "clean": v["clean"]} for k, v in public.items()})
+if paired_path:
+    sets["real-paired"] = dict(zip(("rainy", "clean"), E.paired_real(paired_path)[:2]))
 real, real_names, real_manifest = E.real_test_images(real_path, cfg["e_real_size"]) if real_path else ([], [], None)
-paired = E.paired_real(paired_path) if paired_path else None
-results = E.evaluate_checkpoints(checkpoints, sets, real, paired[:2] if paired else None, str(dev),
-                                 niqe_model=niqe_model)
+classifier, rain_measures = E.rain_left_measures(real_path, clean_path, public, sets, cfg, seed)
+if rain_measures:
+    display(pd.DataFrame(rain_measures["table"]))
+print({k: len(v["rainy"]) for k, v in sets.items()}, f"{len(real)} real photographs")
+
+# %%
+results = E.evaluate_checkpoints(checkpoints, sets, real, str(dev), niqe_model=niqe_model,
+                                 rain_classifier=classifier)
 scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in results.items()}
-print(f"{cfg['e_n_test']} test crops per rain; {len(real)} real photographs; "
-      f"{len(paired[0]) if paired else 0} real pairs")
 
 # %% [markdown]
-# ## 2. Full-reference results
+# ## 2. Full-reference results on photographs with rendered rain
 # Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). `input` is the
 # rainy image itself.
 
 # %%
 table = E.score_table(scores)
 table.to_csv(res_dir / "test_results.csv", index=False)
-display(table[table["test set"] != "real-paired"] if not paired else table)
+display(table[~table["test set"].str.startswith("public/")])
 
 # %% [markdown]
-# ## 3. `ttl` against each baseline, image by image
+# ## 3. Public pairs
+# Every model and the rainy input on each public set, whole images, PSNR-Y / SSIM-Y in the MATLAB convention. The two
+# `..._train` / `rain13k` samples are *training* pairs of their datasets: the synthetic renderer was calibrated on
+# their rain layers (notebook 01), no model trained on them; the others are test pairs.
+
+# %%
+public_scores = E.public_summary(scores, results, list(public), cfg["bootstrap"], seed)
+public_table = E.public_table(public_scores, headline)
+public_table.to_csv(res_dir / "public_results.csv", index=False)
+display(public_table)
+if public:
+    fig = plots.plot_public(public_scores, fig_dir / "public_pairs.png", models=["input"] + headline)
+
+# %% [markdown]
+# ## 4. `ttl` against each baseline, image by image
 # `ttl` minus the baseline (positive = `ttl` better): mean of the per-image differences (seed-averaged) with a
 # bootstrap 95 % interval and the Wilcoxon signed-rank p-value, and the interval over seed-matched differences.
 
 # %%
 baselines = [n for n in checkpoints if n != "ttl"]
 comparisons = {b: FT.compare(scores, results, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
-comp = pd.DataFrame([{"ttl minus": b, "test set": dom, "metric": {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y"}[m],
-                      "diff [95 % CI, images]": f"{r['mean_diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
-                      "Wilcoxon p": f"{r['wilcoxon_p']:.2g}",
-                      "diff [95 % CI, seeds]": f"[{r['ci_seeds'][0]:+.3f}, {r['ci_seeds'][1]:+.3f}]"}
-                     for b, c in comparisons.items() for dom, d in c.items() for m, r in d.items()])
+comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
-display(comp[comp["ttl minus"].isin(["sup-minority", "sup-full", "sup-full-large", "syn2real"])])
+display(comp[comp["ttl minus"].isin(headline)])
 
 # %% [markdown]
-# ## 4. Real photographs: NIQE and PIQE
-# Lower is better for both. The NIQE pristine model is fitted on the 7 bundled photographs (or the official
-# parameters when `niqe_params` is given), so its absolute values are not comparable with published NIQE
-# numbers; the paired difference `ttl - model` (negative = `ttl` better) is what matters.
+# ## 5. Real photographs: the rain left, NIQE and PIQE
+# Lower is better for all four. P(rain) and the streak energy measure the rain left (the energy also drops when an
+# output is merely blurred, so read it with P(rain) and NIQE); NIQE's pristine model is fitted on the 7 bundled
+# photographs (or the official parameters when `niqe_params` is given), so only differences between models on the
+# same images matter. `ttl - model`: paired by photograph (negative = `ttl` better).
 
 # %%
 noref = E.noref_table(results, list(checkpoints), cfg["bootstrap"], seed) if real else {}
-nr = pd.DataFrame([{"model": n, **{f"{k.upper()} [95 % CI]": f"{v[k]['mean']:.2f} [{v[k]['low']:.2f}, {v[k]['high']:.2f}]"
-                                   for k in ("niqe", "piqe")},
-                    **{f"ttl - model, {k.upper()}": (f"{v[k]['ttl_minus']['mean_diff']:+.2f} [{v[k]['ttl_minus']['low']:+.2f}, "
-                                                      f"{v[k]['ttl_minus']['high']:+.2f}]") if "ttl_minus" in v[k] else ""
-                       for k in ("niqe", "piqe")}} for n, v in noref.items()])
+nr = E.noref_frame(noref)
 nr.to_csv(res_dir / "noref.csv", index=False)
 display(nr if real else "no real photographs given (real_dir=None)")
 
 # %% [markdown]
-# ## 5. Gallery
-# Realistic test rain on the bundled photographs (committed), and, when real photographs are given, the same
-# on them: that one is written to `results/05_real_world_evaluation/<preset>/private/` (never committed: the
-# photographs are not ours to publish) and shown inline only with `show_real_gallery=True`.
+# ## 6. Galleries
+# Realistic test rain on the test photographs (committed), and real photographs: each whole (downscaled to fit the
+# page) and a crop at full resolution around its rainiest region, for the input and each headline row.
 
 # %%
 shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in checkpoints]
-cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, list(sets["realistic"]["rainy"][:3]), str(dev),
-                         clean=list(sets["realistic"]["clean"][:3]))
+cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, sets["realistic"]["rainy"][:3], str(dev),
+                         clean=sets["realistic"]["clean"][:3])
 fig = plots.gallery(cols, fig_dir / "gallery_realistic.png")
-if real:
-    g = plots.gallery(E.gallery_columns({n: checkpoints[n][0] for n in shown}, real[:4], str(dev)),
-                      res_dir / "private" / "gallery_real.png")
-    plots.plt.close(g)
-    if show_real_gallery:
-        display(Image(filename=str(res_dir / "private" / "gallery_real.png")))
+if real_path:
+    full = E.real_gallery_images(real_path, gallery_photos)
+    g = plots.gallery(E.gallery_columns({n: checkpoints[n][0] for n in shown}, full, str(dev)),
+                      fig_dir / "gallery_real.png", crop_px=160)
+    b = plots.gallery(E.gallery_columns({"ttl": checkpoints["ttl"][0]}, full[:1], str(dev)),
+                      fig_dir / "real_before_after.png", crop_px=160, size=3.2)
 
 # %% [markdown]
-# ## 6. Size and speed
+# ## 7. Size and speed
 # Parameters, GFLOPs for one 256×256 image, and the median latency per megapixel of tiled inference
 # (`ttl derain`'s code path) over `e_repeats` runs on a `e_latency_size`² image, on this machine's CPU (and GPU
 # when there is one).
@@ -162,7 +187,7 @@ speed.to_csv(res_dir / "size_speed.csv", index=False)
 display(speed)
 
 # %% [markdown]
-# ## 7. Verdicts
+# ## 8. Verdicts
 # Each claim, the rule that decides it (fixed before looking at the numbers; `ttl.evaluation.VERDICT_RULES`) and
 # the numbers behind it. C1 and C2 come from notebook 01, C4 from notebook 03, C3 from the test sets above.
 
@@ -180,15 +205,18 @@ with pd.option_context("display.max_colwidth", None):
     display(verdict_table)
 
 # %%
-models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()}
-          for n in scores}
-metrics = {"models": models, "comparisons": comparisons, "noref": noref, "verdicts": verdict_rows,
-           "size_speed": speed.to_dict(orient="records"), "real_photographs": real_names,
+models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()
+              if not dom.startswith("public/")} for n in scores}
+metrics = {"models": models, "public": public_scores, "comparisons": comparisons, "noref": noref,
+           "rain_measures": rain_measures, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
+           "real_photographs": real_names,
            "per_image": {n: {dom: {k: v for k, v in s.items() if k.endswith("per_image")} for dom, s in scores[n].items()}
                          for n in scores}}
-manifest = {"test_sets": {"source": "bundled photographs", "n": cfg["e_n_test"], "size": cfg["e_test_size"]},
-            "real": real_manifest, "real_paired": paired[2] if paired else None,
-            "checkpoints": {n: [str(p) for p in ps] for n, ps in checkpoints.items()}}
+manifest = {"test_sets": {k: len(v["rainy"]) for k, v in sets.items()},
+            "public": {k: v["manifest"] for k, v in public.items()}, "real": real_manifest,
+            "real_paired": str(paired_path) if paired_path else None,
+            "checkpoints": {n: [str(p) for p in ps] for n, ps in checkpoints.items()},
+            "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path, public_dir=public_path)}
 record_ = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record_)
 print(f"wrote {res_dir / 'metrics.json'} ({record_['wall_time_s']:.0f} s)")

@@ -195,14 +195,15 @@ def _calibrate(real_dir, size, n, iterations, offspring, seed, out, base, progre
 
 
 # ------------------------------------------------------------------------------------- synthetic presets
-def public_rain_layers(folder: str | Path, size: int = 256) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``(rainy, clean)`` of every pair of a public paired folder (any layout of :func:`ttl.layouts.detect_layout`),
-    resized so that the short side is ``size``; their difference is the exact rain layer."""
+def public_rain_layers(folder: str | Path, size: int = 256, limit: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(rainy, clean)`` of every pair (the first ``limit``; 0: all) of a public paired folder (any layout of
+    :func:`ttl.layouts.detect_layout`), resized so that the short side is ``size``; their difference is the exact
+    rain layer."""
     from .scenes import resize_short_side
 
     ds = PairedFolderDataset(folder)
     out = []
-    for i in range(len(ds)):
+    for i in range(min(len(ds), limit) if limit else len(ds)):
         it = ds[i]
         out.append((resize_short_side(it["rainy"], size), resize_short_side(it["clean"], size)))
     return out
@@ -282,12 +283,13 @@ def calibrate_synthetic(public_dir: str | Path, presets: tuple[str, ...] = ("lig
         torch.set_num_threads(threads)
 
 
-def synthetic_calibration_report(public_dir: str | Path, size: int = 256, n_boot: int = 1000, seed: int = 0):
+def synthetic_calibration_report(public_dir: str | Path, size: int = 256, n_boot: int = 1000, seed: int = 0,
+                                 limit: int = 0):
     """Distance of the hand-set and of the calibrated synthetic presets to the rain layers of the public training
     pairs each was calibrated on (:data:`SYNTHETIC_TARGETS`): per statistic, standardised W1 with a bootstrap 95 %
     interval, and the calibration objective (mean capped W1), as a long table (``preset``, ``target``,
     ``statistic``, ``recipe``, ``distance``, ``low``, ``high``). The calibration's objective was computed on the same
-    pairs: this is the fit, not a held-out test."""
+    pairs: this is the fit, not a held-out test. ``limit``: the first pairs of each target only (smoke runs)."""
     import pandas as pd
 
     from .rain import synthetic_preset
@@ -297,7 +299,7 @@ def synthetic_calibration_report(public_dir: str | Path, size: int = 256, n_boot
         folder = Path(public_dir) / target
         if not folder.is_dir():
             continue
-        pairs = public_rain_layers(folder, size)
+        pairs = public_rain_layers(folder, size, limit)
         ref = rain_layer_frame(pairs, "public")
         for recipe, config in (("hand-set", SYNTHETIC_DEFAULTS[name]), ("calibrated", synthetic_preset(name))):
             frame = rain_layer_frame(render_on(pairs, config, seed), recipe)

@@ -58,11 +58,13 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     return {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
 
 
-def public_sets(public_dir) -> dict[str, dict[str, Any]]:
+def public_sets(public_dir, limit: int = 0, short_side: int = 0) -> dict[str, dict[str, Any]]:
     """Every public paired set under ``public_dir`` (each subfolder whose layout :func:`ttl.layouts.detect_layout`
-    recognises as paired, whole images): ``{set name: {"rainy": [...], "clean": [...], "manifest": ...}}``.
-    No per-set code: a new folder in any known layout is picked up as it is."""
+    recognises as paired), whole images: ``{set name: {"rainy": [...], "clean": [...], "manifest": ...}}``. No
+    per-set code: a new folder in any known layout is picked up as it is. ``limit`` (first pairs only) and
+    ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0)."""
     from .layouts import LayoutError, PairedFolderDataset
+    from .scenes import resize_short_side
 
     out = {}
     for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir()):
@@ -70,7 +72,9 @@ def public_sets(public_dir) -> dict[str, dict[str, Any]]:
             ds = PairedFolderDataset(d)
         except LayoutError:
             continue
-        items = [ds[i] for i in range(len(ds))]
+        items = [ds[i] for i in range(min(len(ds), limit) if limit else len(ds))]
+        if short_side:
+            items = [{k: resize_short_side(it[k], short_side) for k in ("rainy", "clean")} for it in items]
         out[d.name] = {"rainy": [it["rainy"] for it in items], "clean": [it["clean"] for it in items],
                        "manifest": {**ds.manifest(), "n": len(items)}}
     if not out:
