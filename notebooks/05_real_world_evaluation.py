@@ -97,7 +97,8 @@ public = E.public_sets(public_path, cfg["e_public_n"], cfg["e_public_size"]) if 
 sets.update({f"public/{k}": {"rainy": v["rainy"], "clean": v["clean"]} for k, v in public.items()})
 if paired_path:
     sets["real-paired"] = dict(zip(("rainy", "clean"), E.paired_real(paired_path)[:2]))
-real, real_names, real_manifest = E.real_test_images(real_path, cfg["e_real_size"]) if real_path else ([], [], None)
+real, real_names, real_manifest = (E.real_test_images(real_path, cfg["e_real_size"], limit=cfg["e_real_n"]) if real_path
+                                   else ([], [], None))
 classifier, rain_measures = E.rain_left_measures(real_path, clean_path, public, sets, cfg, seed)
 if rain_measures:
     display(pd.DataFrame(rain_measures["table"]))

@@ -71,6 +71,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_latency_size": 128,  # latency measured on a square image of this side
         "e_repeats": 1,
         "e_margin_db": 0.5,  # non-inferiority margin of claim C3a (PSNR-Y, dB)
+        "e_real_n": 4,  # real photographs scored at most (0: all of the val and test splits)
+        "e_rain_fit_n": 16,  # photographs per class fitting the rain classifier at most (0: the whole train splits)
         "e_public_n": 2,  # public pairs per set at most (0: all)
         "e_public_size": 96,  # public pairs resized to this short side (0: native, as the field scores them)
         "calib_n": 4,  # public training pairs per preset in notebook 01's calibration check (0: all)
@@ -124,6 +126,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_latency_size": 1024,
         "e_repeats": 5,
         "e_margin_db": 0.5,
+        "e_real_n": 0,
+        "e_rain_fit_n": 0,
         "e_public_n": 0,
         "e_public_size": 0,
         "calib_n": 0,
@@ -177,6 +181,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_latency_size": 2048,
         "e_repeats": 10,
         "e_margin_db": 0.5,
+        "e_real_n": 0,
+        "e_rain_fit_n": 0,
         "e_public_n": 0,
         "e_public_size": 0,
         "calib_n": 0,

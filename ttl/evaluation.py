@@ -82,18 +82,18 @@ def public_sets(public_dir, limit: int = 0, short_side: int = 0) -> dict[str, di
     return out
 
 
-def real_test_images(real_dir, short_side: int = 0, splits: tuple[str, ...] = ("val", "test"), min_side: int = 192
-                     ) -> tuple[list[torch.Tensor], list[str], dict]:
+def real_test_images(real_dir, short_side: int = 0, splits: tuple[str, ...] = ("val", "test"), min_side: int = 192,
+                     limit: int = 0) -> tuple[list[torch.Tensor], list[str], dict]:
     """Real rainy photographs of ``real_dir`` in ``splits`` (never the train split, which the teachers and the
     distillation saw), downscaled so the short side is at most ``short_side`` (0: native size). Photographs
     whose short side is below ``min_side`` (NIQE needs two 96-px blocks a side) are skipped and listed in the
-    manifest."""
+    manifest. ``limit``: the first photographs only (smoke runs)."""
     from .config import folder_manifest
     from .io import list_images, read_image
     from .scenes import resize_short_side, split_files
 
     parts = split_files(list_images(real_dir, recursive=True))
-    paths = sorted(p for s in splits for p in parts[s])
+    paths = sorted(p for s in splits for p in parts[s])[:limit or None]
     if not paths:
         raise FileNotFoundError(f"real_dir={str(real_dir)!r}: no image falls in the {'/'.join(splits)} splits; "
                                 "add more photographs")
@@ -249,7 +249,8 @@ def rain_left_measures(real_dir, clean_dir, public: dict, sets: dict, cfg: dict,
 
     if real_dir is None or clean_dir is None:
         return None, {}
-    clf, report = fit_rain_classifier(real_dir, clean_dir, n_boot=cfg["bootstrap"], seed=seed)
+    clf, report = fit_rain_classifier(real_dir, clean_dir, n_boot=cfg["bootstrap"], seed=seed,
+                                      limit=cfg["e_rain_fit_n"] or None)
     pairs = {k: ([_working(x, WORK_SIZE, crop=False) for x in v["rainy"]],
                  [_working(x, WORK_SIZE, crop=False) for x in v["clean"]]) for k, v in public.items()}
     if "realistic_clean" in sets:
