@@ -43,6 +43,7 @@ calibrate: venv
 benchmark: venv
 	$(PY) -m ttl benchmark --out results/benchmark_renderers.json
 	$(PY) -m ttl benchmark --training --threads 0 --out results/benchmark_training.json
+	$(PY) -m ttl benchmark --recipes --out results/benchmark_recipes.json
 	$(PY) -m ttl report
 
 clean-venv:

@@ -47,6 +47,7 @@ real_dir = None  # real rainy photographs (val and test splits are evaluated)
 public_dir = None  # a folder of public paired sets (each subfolder in any known layout): scored whole
 real_paired_dir = None  # a real paired dataset (e.g. SPA-Data test): full-reference scores on real rain
 finetuning_dir = None  # notebook 04's run folder (None: results/04_finetuning/<preset>)
+weights_dir = None  # where the headline models are shipped (None: weights/ beside results_dir: weights/<preset>/)
 niqe_params = None  # the official NIQE modelparameters.mat (None: the pristine model fitted on bundled photos)
 gallery_photos = 4  # real photographs in the gallery (full resolution, with zoomed crops)
 # sizes: None = from the preset (see ttl.config.PRESETS)
@@ -67,6 +68,7 @@ from ttl import config as C
 from ttl import evaluation as E
 from ttl import finetune as FT
 from ttl import plots
+from ttl.inference import SHIPPED
 from ttl.noref import default_niqe_model, load_official_niqe_params
 
 NAME = "05_real_world_evaluation"
@@ -221,3 +223,15 @@ manifest = {"test_sets": {k: len(v["rainy"]) for k, v in sets.items()},
 record_ = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record_)
 print(f"wrote {res_dir / 'metrics.json'} ({record_['wall_time_s']:.0f} s)")
+
+# %% [markdown]
+# ## 9. The shipped models
+# The first seed of each headline model, with a record of what it is (preset, revision, data manifest digest, how long
+# it trained, its test metrics), goes to `weights/<preset>/`: `ttl derain IN OUT` uses `weights/default/ttl.pt`.
+
+# %%
+m02, m03 = record("02_teacher_pretraining"), record("03_distillation")
+pre_s = (sum(m02["logs"][t]["time_s"] for t in ("t1", "t2")) if m02 else 0) + (m03["log"]["time_s"] if m03 else 0)
+shipped = E.ship_weights(checkpoints, SHIPPED, Path(weights_dir or Path(results_dir).parent / "weights") / preset,
+                         preset, revision, record("04_finetuning"), scores, public_scores, pre_s)
+print("shipped:", [str(p) for p in shipped])

@@ -47,3 +47,28 @@ def test_write_json_is_atomic_and_handles_numpy(tmp_path):
 
 def test_git_revision_is_a_string():
     assert isinstance(git_revision(), str) and git_revision()
+
+
+def test_the_study_finds_its_data_folder_and_records_where_data_came_from(tmp_path):
+    from conftest import rand_img, write_png
+    from ttl.config import data_parameters, data_source, find_data_dir
+
+    root = tmp_path / "project"
+    root.mkdir()
+    assert find_data_dir(root) is None  # nothing anywhere: the embedded fallback
+    shared = tmp_path / "shared" / "data"
+    write_png(shared / "clean_scenes" / "a_1.png", rand_img())
+    assert find_data_dir(root) == shared
+    write_png(root / "data" / "clean_scenes" / "a_1.png", rand_img())
+    write_png(root / "data" / "real_rainy" / "001.jpg", rand_img(seed=1))
+    assert find_data_dir(root) == root / "data"  # `make data` output comes first
+    params = data_parameters(root / "data")
+    assert params == {"clean_dir": str(root / "data" / "clean_scenes"), "real_dir": str(root / "data" / "real_rainy")}
+    rec = data_source(**params, public_dir=None)
+    assert rec["public_dir"] == "embedded" and rec["clean_dir"]["files"] == 1
+    again = data_source(clean_dir=shared / "clean_scenes")
+    assert again["clean_dir"]["sha256"] == rec["clean_dir"]["sha256"]  # same files, same digest, wherever they are
+    write_png(shared / "clean_scenes" / "a_2.png", rand_img(seed=2))
+    assert data_source(clean_dir=shared / "clean_scenes")["clean_dir"]["sha256"] != rec["clean_dir"]["sha256"]
+    with pytest.raises(FileNotFoundError, match="make data"):
+        data_parameters(tmp_path / "missing")

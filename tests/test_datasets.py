@@ -235,6 +235,31 @@ def test_real_domain_dataset_cannot_yield_clean_images():
     assert not torch.equal(again[0]["rainy"], items[0]["rainy"])
 
 
+def test_real_domain_from_photographs_yields_rainy_renders_only_and_stores_no_image(tmp_path):
+    from ttl.scenes import PHOTO_SIZE, load_photo
+
+    for i in range(10):
+        write_png(tmp_path / "clean" / f"c_{i}.png", rand_img(50, 60, seed=i))
+        write_png(tmp_path / "real" / f"r_{i}.jpg", rand_img(50, 60, seed=100 + i))
+    ds = RealDomainUnlabeled(size=32, seed=0, real_dir=tmp_path / "real", clean_dir=tmp_path / "clean", photo_size=48)
+    assert len(ds) == len(ds.paths) + len(ds.render_paths) == 16  # the train splits of both folders
+    items = ds.__getitems__(list(range(8)))
+    assert all(set(it) == {"rainy"} and it["rainy"].shape == (3, 32, 32) for it in items)
+    # odd items are realistic rain on clean photographs: never the clean photograph itself, nor its streak-free target
+    for k in range(1, 8, 2):
+        clean = load_photo(ds.render_paths[k // 2], 48)
+        crops = clean.unfold(1, 32, 1).unfold(2, 32, 1)  # every 32x32 crop of the clean photograph
+        flipped = clean.flip(-1).unfold(1, 32, 1).unfold(2, 32, 1)
+        err = min(float((crops - items[k]["rainy"][:, None, None]).abs().mean((0, 3, 4)).min()),
+                  float((flipped - items[k]["rainy"][:, None, None]).abs().mean((0, 3, 4)).min()))
+        assert err > 0.005
+    # the object keeps file paths only: no image-sized tensor is reachable from it
+    for t in _tensors_reachable(ds):
+        assert t.ndim < 2, "the real-domain dataset holds an image tensor"
+    assert not any(hasattr(ds, a) for a in ("clean", "images", "bank", "scenes", "targets", "streak_free"))
+    assert PHOTO_SIZE == 320 and ds.photo_size == 48
+
+
 def test_real_domain_dataset_from_folder(tmp_path):
     for i in range(12):
         write_png(tmp_path / f"r{i}.jpg", rand_img(40, 50, seed=i))

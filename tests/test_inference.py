@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import ROOT, rand_img, write_png
 from ttl.cli import main
 from ttl.inference import derain_image, derain_paths, evaluate_folders
-from ttl.io import read_image
+from ttl.io import read_image, save_image
 from ttl.metrics import image_metrics
 from ttl.models import RestorationNet, save_model
 
@@ -168,9 +168,9 @@ def test_python_m_ttl_derain(tmp_path, ckpt):
     r = subprocess.run(cmd, capture_output=True, text=True, env=ENV, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert "derained 1 of 1" in r.stdout and read_image(tmp_path / "clean.png").shape == (3, 40, 48)
-    r = subprocess.run([sys.executable, "-m", "ttl", "derain", str(a), str(tmp_path / "c2.png")], capture_output=True,
-                       text=True, env=ENV, cwd=ROOT)
-    assert r.returncode == 2 and "--checkpoint PATH" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "ttl", "derain", str(a), str(tmp_path / "c2.png"), "--checkpoint",
+                        "no-such-model"], capture_output=True, text=True, env=ENV, cwd=ROOT)
+    assert r.returncode == 2 and "no shipped model 'no-such-model'" in r.stderr and "sup-full" in r.stderr
 
 
 class _Evil:
@@ -190,7 +190,33 @@ def test_checkpoint_with_pickled_object_is_refused(tmp_path, capsys):
     assert "evil.pt" in err and "weights_only=True" in err
     assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
     assert main(["derain", str(a), str(tmp_path / "o.png"), "--checkpoint", str(tmp_path / "missing.pt")]) == 2
-    assert "no such checkpoint" in capsys.readouterr().err
+    assert "missing.pt' does not exist" in capsys.readouterr().err
+
+
+def test_the_shipped_model_derains_a_photograph_with_no_checkpoint_given(tmp_path, capsys):
+    """weights/default/ttl.pt (the committed default run's model) is what `ttl derain IN OUT` uses."""
+    from ttl.inference import SHIPPED, WEIGHTS_DIR
+    from ttl.rain import SyntheticRain
+    from ttl.scenes import bundled_photos, resize_short_side
+    from ttl.utils import generator
+
+    for name in SHIPPED:
+        assert (WEIGHTS_DIR / "default" / f"{name}.pt").stat().st_size <= 1_000_000, name
+        rec = json.loads((WEIGHTS_DIR / "default" / f"{name}.json").read_text())
+        assert rec["preset"] == "default" and not rec["git_revision"].endswith("-dirty")
+        assert rec["data_manifest_sha256"] and "public" in rec["test_metrics"]
+    photo = next(p for p in bundled_photos() if p.name == "chelsea")
+    clean = resize_short_side(read_image(photo.path), 256)[None]
+    rainy = SyntheticRain("light")(clean, generator(0)).rainy
+    src = tmp_path / "rainy.png"
+    save_image(rainy[0], src)
+    assert main(["derain", str(src), str(tmp_path / "out.png"), "--device", "cpu"]) == 0
+    assert "weights/default/ttl.pt" in capsys.readouterr().out
+    out = read_image(tmp_path / "out.png")[None]
+    before, after = (float(image_metrics(x, clean)["psnr_y"][0]) for x in (read_image(src)[None], out))
+    assert after > before + 1.0, (before, after)  # it removes rain from a photograph it never saw
+    assert main(["derain", str(src), str(tmp_path / "full.png"), "--checkpoint", "sup-full", "--device", "cpu"]) == 0
+    assert "weights/default/sup-full.pt" in capsys.readouterr().out
 
 
 def _noisy(arr: np.ndarray, seed: int) -> np.ndarray:

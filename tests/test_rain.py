@@ -135,3 +135,44 @@ def test_config_round_trip():
     assert again == cfg
     with pytest.raises(ValueError, match="unknown realistic-rain settings"):
         RealisticRainConfig.from_dict({"bogus": 1})
+
+
+def test_the_streak_free_target_is_the_rainy_rendering_without_its_streaks():
+    import copy
+
+    from ttl.scenes import dead_leaves
+
+    clean, depth = dead_leaves(4, 96, seed=3)
+    out = RealisticRain()(clean, generator(0), depth)
+    assert out.streak_free is not None and out.streak_free.shape == clean.shape
+    rainy_vs_free = (out.rainy - out.streak_free).abs().mean()
+    assert 0.005 < rainy_vs_free < (out.rainy - clean).abs().mean()  # streaks (and noise) only: closer than clean
+    assert (out.streak_free - clean).abs().mean() > 0.01  # the veil, glow and tone curve are kept
+    # no streaks and no noise: the rainy image is its streak-free target, up to the JPEG round trip
+    cfg = copy.deepcopy(RealisticRain().config)
+    cfg.density, cfg.noise_poisson, cfg.noise_gauss = 1e-12, 1e-12, 1e-12
+    calm = RealisticRain(cfg)(clean, generator(0), depth)
+    assert (calm.rainy - calm.streak_free).abs().mean() < 0.002  # JPEG turns 1-LSB changes into block noise
+    assert SyntheticRain("light")(clean, generator(0)).streak_free is None  # synthetic pairs have one target
+
+
+def test_synthetic_presets_are_calibrated_on_public_training_rain(tmp_path):
+    """ttl calibrate --what synthetic: the search runs on exact rain layers and writes a record the presets read."""
+    from conftest import write_png
+    from ttl.calibrate import SYNTHETIC_TARGETS, calibrate_synthetic
+    from ttl.rain import SYNTHETIC_DEFAULTS, synthetic_preset
+
+    clean, _ = dead_leaves(3, 64, seed=1)
+    rainy = SyntheticRain(SYNTHETIC_DEFAULTS["heavy"])(clean, generator(0)).rainy
+    for k in range(3):
+        for sub, img in (("rain", rainy[k]), ("norain", clean[k])):
+            write_png(tmp_path / SYNTHETIC_TARGETS["heavy"] / sub / f"norain-{k}.png",
+                      (img.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8))
+    rec = calibrate_synthetic(tmp_path, presets=("heavy",), size=64, iterations=1, offspring=2, out=tmp_path / "c.json",
+                              progress=False)["heavy"]
+    assert rec["target"] == "rain200_sample_train" and len(rec["files"]) == 3
+    assert rec["objective"] <= rec["objective_start"] and set(rec["per_statistic"]) >= {"streak_length", "rain_intensity"}
+    assert synthetic_preset("heavy", calibrated=False) == SYNTHETIC_DEFAULTS["heavy"]
+    assert synthetic_preset("light").intensity != SYNTHETIC_DEFAULTS["light"].intensity  # the shipped calibration
+    with pytest.raises(ValueError, match="light, heavy"):
+        synthetic_preset("medium")

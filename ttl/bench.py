@@ -98,3 +98,38 @@ def benchmark_training(widths: dict[str, int] | None = None, settings: dict[str,
         return out
     finally:
         torch.set_num_threads(old)
+
+
+# the short-schedule choices of notebook 04, each against the study's recipe (L1, 64 px crops, f_steps)
+RECIPE_VARIANTS: dict[str, dict] = {
+    "L1, 64 px crops (the study)": {},
+    "MSE, 64 px crops": {"f_loss": "mse"},
+    "Charbonnier, 64 px crops": {"f_loss": "charbonnier"},
+    "L1, 96 px crops for the last quarter of the steps": {"f_late": 0.25, "f_patch_late": 96},
+    "L1, half the steps": {"f_steps": "half"},
+}
+
+
+def compare_recipes(cfg: dict, clean_dir=None, seed: int = 0, device: str = "cpu",
+                    variants: dict[str, dict] | None = None, progress: bool = False) -> dict[str, dict]:
+    """Train ``sup-full`` (the student's architecture from scratch on all pairs) once per recipe variant on notebook
+    04's fixed training pairs and score it on the **validation** sets (never a test set): how each short-schedule
+    choice (loss, larger crops late, steps) pays within the budget. Returns per variant its overrides, training
+    seconds and validation PSNR-Y / SSIM-Y."""
+    from . import finetune as FT
+    from .models import RestorationNet
+
+    variants = variants or RECIPE_VARIANTS
+    pairs = FT.synthetic_pairs(cfg, seed, "train", clean_dir)
+    val = FT.validation_sets(cfg, seed, clean_dir)
+    out: dict[str, dict] = {}
+    for name, over in variants.items():
+        over = {k: (cfg[k] // 2 if v == "half" else v) for k, v in over.items()}
+        c = {**cfg, **over}
+        torch.manual_seed(seed)
+        model = RestorationNet(width=cfg["s_width"], depth=cfg["t_depth"])
+        log = FT.finetune(model, pairs, FT.Recipe("sup-full", "scratch", 1.0), c, seed, device, progress=progress)
+        scores = FT.evaluate_model(model.cpu(), val)
+        out[name] = {"overrides": over, "train_s": log["time_s"], "steps": c["f_steps"],
+                     **{d: {m: scores[d][m] for m in ("psnr_y", "ssim_y")} for d in scores}}
+    return out

@@ -68,6 +68,18 @@ def _calibrate(a: argparse.Namespace) -> int:
 def _benchmark(a: argparse.Namespace) -> int:
     from .bench import benchmark_renderers, benchmark_training
 
+    if a.recipes:
+        from .bench import compare_recipes
+        from .config import data_parameters, find_data_dir, resolve_config, write_json
+
+        clean = data_parameters(find_data_dir()).get("clean_dir")
+        res = compare_recipes(resolve_config(a.preset), clean, progress=True)
+        for name, r in res.items():
+            print(f"{name:<52} {r['synthetic']['psnr_y']:6.2f} dB synthetic, {r['realistic']['psnr_y']:6.2f} dB "
+                  f"realistic validation PSNR-Y ({r['train_s']:.0f} s)")
+        if a.out:
+            write_json(a.out, {"preset": a.preset, "clean_dir": clean, "results": res})
+        return 0
     if a.training:
         import platform
 
@@ -110,21 +122,22 @@ def _report(a: argparse.Namespace) -> int:
 
 def _derain(a: argparse.Namespace) -> int:
     from .engine import CheckpointError
-    from .inference import derain_paths
+    from .inference import derain_paths, resolve_checkpoint
 
-    if not a.checkpoint:
-        print("ttl derain needs --checkpoint PATH: a model file saved by ttl.models.save_model (a trained student, "
-              "teacher T2 or baseline, e.g. results/03_distillation/default/checkpoints/student.pt)", file=sys.stderr)
+    try:
+        checkpoint = resolve_checkpoint(a.checkpoint)
+    except FileNotFoundError as e:
+        print(f"ttl derain: error: {e}", file=sys.stderr)
         return 2
     if a.tile < 0 or a.overlap < 0 or (a.tile and a.overlap >= a.tile):
         print(f"ttl derain: need --tile >= 0 and 0 <= --overlap < --tile (got {a.tile}, {a.overlap})", file=sys.stderr)
         return 2
     try:
-        rep = derain_paths(a.input, a.output, a.checkpoint, device=a.device, tile=a.tile, overlap=a.overlap)
+        rep = derain_paths(a.input, a.output, checkpoint, device=a.device, tile=a.tile, overlap=a.overlap)
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"ttl derain: error: {e}", file=sys.stderr)
         return 2
-    print(f"derained {len(rep.ok)} of {len(rep.ok) + len(rep.failed)} images into {a.output}")
+    print(f"derained {len(rep.ok)} of {len(rep.ok) + len(rep.failed)} images into {a.output} with {checkpoint}")
     if rep.failed:
         print(f"{len(rep.failed)} failed (errors above): {', '.join(str(p) for p, _ in rep.failed)}", file=sys.stderr)
     return 0 if rep.all_ok else 1
@@ -221,6 +234,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="training patches per second of the student and the large network, before/after the engine's "
                    "bf16 + channels-last settings (threads: all cores unless --threads)")
     b.add_argument("--steps", type=int, default=30, help="timed training steps per repeat (--training)")
+    b.add_argument("--recipes", action="store_true",
+                   help="notebook 04's short-schedule choices (loss, larger crops late, steps), each trained once and "
+                   "scored on the validation sets")
+    b.add_argument("--preset", default="default", help="the preset whose sizes --recipes uses")
     b.add_argument("--size", type=int, default=128)
     b.add_argument("--batch", type=int, default=32)
     b.add_argument("--repeats", type=int, default=7)
@@ -238,7 +255,8 @@ def main(argv: list[str] | None = None) -> int:
                        "2: usage error.")
     d.add_argument("input", help="an image file or a folder of images")
     d.add_argument("output", help="a .png file (single input) or a folder")
-    d.add_argument("--checkpoint", help="model file saved by ttl.models.save_model (required)")
+    d.add_argument("--checkpoint", help="a model file saved by ttl.models.save_model, or the name of a shipped model "
+                   "(ttl, sup-minority, sup-full, syn2real: weights/default/<name>.pt); default: the shipped ttl")
     d.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     d.add_argument("--tile", type=int, default=512, help="tile size in px, 0 = whole image at once (default: 512)")
     d.add_argument("--overlap", type=int, default=128,

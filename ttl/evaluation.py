@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from .finetune import ci_text, evaluate_model
-from .metrics import image_metrics
+from .metrics import ALL_METRICS, image_metrics
 
 __all__ = ["test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
            "noref_table", "latency_per_mp", "size_speed", "verdicts", "VERDICT_RULES", "score_table", "gallery_columns"]
@@ -174,8 +174,9 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
             if id(s["rainy"]) not in derained:
                 derained[id(s["rainy"])] = run(s["rainy"])
             vals: dict[str, list[float]] = {}
+            which = ("psnr_y", "ssim_y") if set_name.startswith("public/") else ALL_METRICS  # the field scores Y
             for pred, target in zip(derained[id(s["rainy"])], s["clean"]):
-                for k, v in image_metrics(pred[None], target[None]).items():
+                for k, v in image_metrics(pred[None], target[None], which=which).items():
                     vals.setdefault(k, []).append(float(v[0]))
             res[set_name] = {**{k: float(np.mean(v)) for k, v in vals.items()}, "per_image": vals}
         entry = {"checkpoint": str(path) if path else None, "val": res}
@@ -302,6 +303,48 @@ def public_table(public_scores: dict[str, dict], models: list[str]):
                           "PSNR-Y gain over input (dB)": (f"{g['mean_diff']:+.2f} [{g['low']:+.2f}, {g['high']:+.2f}]"
                                                           if g else "")})
     return pd.DataFrame(lines)
+
+
+def ship_weights(checkpoints: dict[str, list[Path]], names: tuple[str, ...], out_dir: str | Path, preset: str,
+                 revision: str, finetuning_record: dict, scores: dict, public_scores: dict,
+                 pretraining_s: float = 0.0) -> list[Path]:
+    """Copy the first-seed checkpoint of each of ``names`` to ``out_dir/<name>.pt`` (atomically) with a JSON record
+    beside it: preset, git revision, seed, parameters, the SHA-256 of the run's data manifest, how long it trained
+    (CPU or GPU seconds of fine-tuning, plus the teachers and the distillation for pretrained rows) and its test
+    metrics (photographs with rendered rain, public pairs). What ``ttl derain`` uses by default."""
+    import hashlib
+    import shutil
+
+    from .config import write_json
+    from .models import count_params, load_model
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = finetuning_record.get("data_manifest", {})
+    digest = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
+    written = []
+    for name in names:
+        if name not in checkpoints:
+            continue
+        src = checkpoints[name][0]
+        tmp = out_dir / f".{name}.pt.tmp"
+        shutil.copyfile(src, tmp)
+        tmp.replace(out_dir / f"{name}.pt")
+        model, meta = load_model(out_dir / f"{name}.pt")
+        m = finetuning_record["models"][name]
+        train_s = float(finetuning_record["logs"][name][0].get("time_s", 0.0))
+        rec = {"model": name, "file": f"{name}.pt", "preset": preset, "git_revision": revision, "seed": m["seeds"][0],
+               "params": count_params(model), "spec": model.spec, "init": m.get("init"), "fraction": m.get("fraction"),
+               "training_s": {"fine-tuning": round(train_s, 1),
+                              "teachers + distillation": round(pretraining_s, 1) if m.get("init") == "student" else 0.0},
+               "data_manifest_sha256": digest, "data_source": manifest.get("data_source"),
+               "test_metrics": {"photographs": {d: {k: v[k] for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+                                                for d, v in scores[name].items() if not d.startswith("public/")},
+                                "public": {s: {k: per[name][k] for k in ("psnr_y", "ssim_y", "n")}
+                                           for s, per in public_scores.items() if name in per}}}
+        write_json(out_dir / f"{name}.json", rec)
+        written.append(out_dir / f"{name}.pt")
+    return written
 
 
 def real_gallery_images(real_dir, n: int = 4, splits: tuple[str, ...] = ("val", "test")) -> list[torch.Tensor]:

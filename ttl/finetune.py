@@ -545,7 +545,7 @@ def model_scores(runs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[st
     out: dict[str, dict[str, Any]] = {}
     for dom in runs[0]["val"]:
         out[dom] = {}
-        for m in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"):
+        for m in [k for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb") if k in runs[0]["val"][dom]["per_image"]]:
             per_seed = np.array([r["val"][dom]["per_image"][m] for r in runs])  # (seeds, images)
             seed_means = per_seed.mean(1).tolist()
             avg = per_seed.mean(0)

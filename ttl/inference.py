@@ -30,7 +30,29 @@ from .models import pad_to_multiple
 from .utils import resolve_device
 
 __all__ = ["derain_image", "derain_paths", "DerainReport", "evaluate_folders", "evaluation_table",
-           "save_evaluation"]
+           "save_evaluation", "WEIGHTS_DIR", "SHIPPED", "resolve_checkpoint"]
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+SHIPPED = ("ttl", "sup-minority", "sup-full", "syn2real")  # the headline models of the committed default run
+
+
+def resolve_checkpoint(checkpoint: str | os.PathLike | None, preset: str = "default") -> Path:
+    """A checkpoint argument as a file: ``None`` is the shipped ``ttl`` model (``weights/<preset>/ttl.pt``), a bare
+    name (``sup-full``) a shipped model, anything else a path. Clear errors for what does not exist."""
+    if checkpoint is None:
+        checkpoint = "ttl"
+    p = Path(checkpoint)
+    if p.suffix == "" and not p.exists() and p.name == str(checkpoint):
+        shipped = WEIGHTS_DIR / preset / f"{p.name}.pt"
+        if not shipped.is_file():
+            have = sorted(q.stem for q in (WEIGHTS_DIR / preset).glob("*.pt")) if (WEIGHTS_DIR / preset).is_dir() else []
+            raise FileNotFoundError(f"no shipped model {p.name!r} in {WEIGHTS_DIR / preset} (shipped: "
+                                    f"{', '.join(have) or 'none'}); pass a model file with --checkpoint PATH")
+        return shipped
+    if not p.is_file():
+        raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; pass a model file saved by ttl.models."
+                                f"save_model, or a shipped name ({', '.join(SHIPPED)})")
+    return p
 
 
 # ------------------------------------------------------------------------------------------ tiling
@@ -91,6 +113,7 @@ def derain_image(model: nn.Module, img: torch.Tensor, tile: int | None = 512, ov
     dev = resolve_device(device)
     model = model.to(dev).eval()
     m = int(getattr(model, "multiple", 1))
+    cl = dev.type == "cpu"  # oneDNN convolutions are faster on channels-last tensors (same results to ~1e-6)
     img = img.detach().to("cpu", torch.float32)
     h, w = img.shape[-2:]
     if tile:
@@ -104,6 +127,8 @@ def derain_image(model: nn.Module, img: torch.Tensor, tile: int | None = 512, ov
     for (y0, y1), wyi in zip(ys, wy):
         for (x0, x1), wxi in zip(xs, wx):
             x, _ = pad_to_multiple(img[None, :, y0:y1, x0:x1].to(dev).contiguous(), m)
+            if cl:
+                x = x.contiguous(memory_format=torch.channels_last)
             y = model(x)[0, :, :y1 - y0, :x1 - x0].float().cpu()
             acc[:, y0:y1, x0:x1].addcmul_(y, wyi[:, None] * wxi[None, :])
     sy, sx = torch.zeros(h), torch.zeros(w)
