@@ -107,6 +107,7 @@ RECIPE_VARIANTS: dict[str, dict] = {
     "Charbonnier, 64 px crops": {"f_loss": "charbonnier"},
     "L1, 96 px crops for the last quarter of the steps": {"f_late": 0.25, "f_patch_late": 96},
     "L1, half the steps": {"f_steps": "half"},
+    "L1, 64 px crops, the plain fp32 loop (no bf16, no channels-last)": {"amp": False, "channels_last": False},
 }
 
 
@@ -114,8 +115,9 @@ def compare_recipes(cfg: dict, clean_dir=None, seed: int = 0, device: str = "cpu
                     variants: dict[str, dict] | None = None, progress: bool = False) -> dict[str, dict]:
     """Train ``sup-full`` (the student's architecture from scratch on all pairs) once per recipe variant on notebook
     04's fixed training pairs and score it on the **validation** sets (never a test set): how each short-schedule
-    choice (loss, larger crops late, steps) pays within the budget. Returns per variant its overrides, training
-    seconds and validation PSNR-Y / SSIM-Y."""
+    choice (loss, larger crops late, steps) pays within the budget, and whether the engine's bf16 + channels-last
+    loop trains as well as the plain fp32 one. Returns per variant its overrides, training seconds and validation
+    PSNR-Y / SSIM-Y."""
     from . import finetune as FT
     from .models import RestorationNet
 

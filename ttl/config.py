@@ -96,7 +96,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_depth": 3,
         "t_patch": 64,
         "t_batch": 8,
-        "t1_steps": 500,
+        "t1_steps": 1500,
         "t2_steps": 700,
         "t_scenes": 1024,
         "t_eval": 128,

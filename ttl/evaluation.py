@@ -523,7 +523,7 @@ def score_table(scores: dict[str, dict], metrics: tuple[str, ...] = ("psnr_y", "
         for dom, v in s.items():
             line = {"model": name, "test set": dom, "seeds": len(v["psnr_y_per_seed"])}
             for m in metrics:
-                line[METRIC_LABELS[m]] = ci_text(v, m)
+                line[METRIC_LABELS[m]] = ci_text(v, m) if m in v else ""  # public sets: Y only
             lines.append(line)
     return pd.DataFrame(lines)
 

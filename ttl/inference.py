@@ -46,8 +46,9 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None, preset: str = "defa
         shipped = WEIGHTS_DIR / preset / f"{p.name}.pt"
         if not shipped.is_file():
             have = sorted(q.stem for q in (WEIGHTS_DIR / preset).glob("*.pt")) if (WEIGHTS_DIR / preset).is_dir() else []
-            raise FileNotFoundError(f"no shipped model {p.name!r} in {WEIGHTS_DIR / preset} (shipped: "
-                                    f"{', '.join(have) or 'none'}); pass a model file with --checkpoint PATH")
+            raise FileNotFoundError(f"no shipped model {p.name!r} in {WEIGHTS_DIR / preset} (the study ships "
+                                    f"{', '.join(SHIPPED)}; found: {', '.join(have) or 'none, run `make study`'}); "
+                                    "or pass a model file with --checkpoint PATH")
         return shipped
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; pass a model file saved by ttl.models."
