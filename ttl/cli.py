@@ -186,7 +186,8 @@ def _stage(a: argparse.Namespace) -> int:
     elif a.name == "distill":
         from .distill import run_distillation
 
-        out = run_distillation(cfg, a.seed, dev, teachers, out_dir / "runs" / "student", real, resume=a.resume)
+        out = run_distillation(cfg, a.seed, dev, teachers, out_dir / "runs" / "student", real, resume=a.resume,
+                               clean_dir=clean)
         saved = {"student": out["student"]}
     else:
         from .finetune import run_finetuning

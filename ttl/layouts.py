@@ -89,6 +89,19 @@ def _match(rainy: list[Path], clean: list[Path], folder: Path, layout: str) -> l
     return items
 
 
+def _by_scene(folder: Path, rainy_dir: str, clean_dir: str, scene_of, layout: str) -> list[PairedItem]:
+    """Pairs of a layout where several rainy files share one clean file: ``scene_of(rainy stem)`` is the clean stem."""
+    gts = {p.stem: p for p in _images(folder / clean_dir)}
+    items, missing = [], []
+    for r in _images(folder / rainy_dir):
+        sid = scene_of(r.stem)
+        (items.append(PairedItem(r, gts[sid], sid)) if sid in gts else missing.append(r.name))
+    if missing:
+        raise LayoutError(f"{folder}: layout {layout!r}, but {len(missing)} rainy files have no ground truth in "
+                          f"{clean_dir}/ (e.g. {', '.join(missing[:3])})")
+    return items
+
+
 def _subdir(folder: Path, names: Sequence[str]) -> Path | None:
     for n in names:
         for d in folder.iterdir():
@@ -113,14 +126,7 @@ def detect_layout(folder: str | os.PathLike, layout: str | None = None) -> tuple
         return layout is None or layout == name
 
     if want("rain1400") and (folder / "rainy_image").is_dir() and (folder / "ground_truth").is_dir():
-        gts = {p.stem: p for p in _images(folder / "ground_truth")}
-        items, missing = [], []
-        for r in _images(folder / "rainy_image"):
-            sid = r.stem.rsplit("_", 1)[0]
-            (items.append(PairedItem(r, gts[sid], sid)) if sid in gts else missing.append(r.name))
-        if missing:
-            raise LayoutError(f"{folder}: layout 'rain1400', but {len(missing)} rainy files have no ground truth "
-                              f"(e.g. {', '.join(missing[:3])})")
+        items = _by_scene(folder, "rainy_image", "ground_truth", lambda stem: stem.rsplit("_", 1)[0], "rain1400")
         if items:
             return "rain1400", items
     if want("rain13k") and (folder / "input").is_dir() and (folder / "target").is_dir():
@@ -130,14 +136,8 @@ def detect_layout(folder: str | os.PathLike, layout: str | None = None) -> tuple
         if rain and {p.name for p in rain} <= {p.name for p in clean}:
             return "rain200", [PairedItem(p, folder / "norain" / p.name, _norm(p.stem)) for p in rain]
     if want("heavyrain") and (folder / "in").is_dir() and (folder / "gt").is_dir():
-        gts = {p.stem: p for p in _images(folder / "gt")}
-        items, missing = [], []
-        for r in _images(folder / "in"):
-            sid = re.sub(r"_s\d+(\.\d+)?_a\d+(\.\d+)?$", "", r.stem)
-            (items.append(PairedItem(r, gts[sid], sid)) if sid in gts else missing.append(r.name))
-        if missing:
-            raise LayoutError(f"{folder}: layout 'heavyrain', but {len(missing)} rainy files have no ground truth "
-                              f"in gt/ (e.g. {', '.join(missing[:3])})")
+        items = _by_scene(folder, "in", "gt", lambda stem: re.sub(r"_s\d+(\.\d+)?_a\d+(\.\d+)?$", "", stem),
+                          "heavyrain")
         if items:
             return "heavyrain", items
     if want("ddn-folder"):
