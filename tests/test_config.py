@@ -72,3 +72,36 @@ def test_the_study_finds_its_data_folder_and_records_where_data_came_from(tmp_pa
     assert data_source(clean_dir=shared / "clean_scenes")["clean_dir"]["sha256"] != rec["clean_dir"]["sha256"]
     with pytest.raises(FileNotFoundError, match="make data"):
         data_parameters(tmp_path / "missing")
+
+
+def test_a_study_s_own_outputs_do_not_make_its_revision_dirty(tmp_path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for f in ("ttl/a.py", "notebooks/01_x.py", "notebooks/01_x.ipynb", "results/m.json", "figures/f.png",
+              "weights/default/ttl.json", "README.md"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("0")
+    git("init", "-q")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    assert not git_revision(tmp_path).endswith("-dirty")
+    for f in ("notebooks/01_x.ipynb", "results/m.json", "figures/f.png", "weights/default/ttl.json", "README.md"):
+        (tmp_path / f).write_text("1")  # what notebook 01 leaves behind for notebook 02
+    assert not git_revision(tmp_path).endswith("-dirty")
+    for f in ("notebooks/01_x.py", "ttl/a.py"):
+        (tmp_path / f).write_text("1")
+        assert git_revision(tmp_path).endswith("-dirty"), f
+        (tmp_path / f).write_text("0")
+
+
+def test_the_committed_records_come_from_a_clean_revision():
+    from conftest import ROOT
+
+    records = sorted((ROOT / "results").glob("*/default/metrics.json"))
+    assert len(records) == 5
+    for p in records:
+        rev = json.loads(p.read_text())["git_revision"]
+        assert len(rev) == 40 and not rev.endswith("-dirty"), (p, rev)

@@ -277,12 +277,19 @@ def data_source(**folders: str | os.PathLike | None) -> dict[str, Any]:
     return out
 
 
+# what a study run writes into the checkout: its own outputs do not make the code that produced them dirty
+STUDY_OUTPUTS = ("results", "figures", "weights", "notebooks/*.ipynb", "README.md")
+
+
 def git_revision(repo: str | os.PathLike | None = None) -> str:
-    """The checkout's commit (with ``-dirty`` when it has uncommitted changes), or ``unknown``."""
-    cwd = Path(repo) if repo else Path(__file__).resolve().parent.parent
+    """The checkout's commit, with ``-dirty`` when anything but the study's own outputs (:data:`STUDY_OUTPUTS`: the
+    executed notebooks, results, figures, shipped weights and the README's results block, which each notebook of a
+    ``make study`` leaves behind for the next) differs from it; ``unknown`` outside a git checkout."""
+    cwd = Path(repo) if repo else PROJECT_ROOT
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+        exclude = [f":(exclude){p}" for p in STUDY_OUTPUTS]
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", *exclude], cwd=cwd,
                                capture_output=True, text=True, check=True).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
