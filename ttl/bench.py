@@ -54,29 +54,32 @@ def benchmark_training(widths: dict[str, int] | None = None, settings: dict[str,
                        threads: int | None = None) -> dict[str, dict]:
     """Training throughput (patches per second, median over ``repeats``) of the study's restoration networks through
     the engine (data, forward, L1 loss, backward, clipping, AdamW, schedule), for each network width and each engine
-    setting. ``settings`` maps a name to ``{"batch", "amp", "channels_last"}``; the default compares the loop of
-    before (fp32, contiguous memory, batch 8) with the loop of now (bf16 autocast where supported, channels-last)
-    at batch 8 and at the study's batch 16."""
+    setting. ``settings`` maps a name to ``{"batch", "amp", "channels_last", "fused"}``; the default compares the
+    loop of before (fp32, contiguous memory, for-loop AdamW, batch 8) with the loop of now (bf16 autocast where
+    supported, channels-last, fused AdamW) at batch 8 and at the study's batch 16. The settings are interleaved in
+    rounds and ``speedup_vs_before`` is the median over rounds of each round's ratio to the first setting (the
+    before), with its range: a shared machine that slows down mid-run slows both sides of a ratio."""
     import torch.nn.functional as F
 
     from .engine import TrainConfig, train
     from .models import RestorationNet
 
     widths = widths or {"student": 8, "large": 16}
-    settings = settings or {"fp32, contiguous, batch 8 (before)": {"batch": 8, "amp": False, "channels_last": False},
-                            "bf16 + channels-last, batch 8": {"batch": 8, "amp": True, "channels_last": True},
-                            "bf16 + channels-last, batch 16 (study)": {"batch": 16, "amp": True, "channels_last": True}}
+    settings = settings or {
+        "fp32, contiguous, batch 8 (before)": {"batch": 8, "amp": False, "channels_last": False, "fused": False},
+        "bf16 + channels-last + fused AdamW, batch 8": {"batch": 8, "amp": True, "channels_last": True, "fused": True},
+        "bf16 + channels-last + fused AdamW, batch 16 (study)": {"batch": 16, "amp": True, "channels_last": True,
+                                                                 "fused": True}}
     old = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
         data = _training_data()
         data.patch = patch
-        out: dict[str, dict] = {}
-        for net, width in widths.items():
-            for name, s in settings.items():
-                rates = []
-                for r in range(repeats):
+        rates: dict[tuple[str, str], list[float]] = {(net, name): [] for net in widths for name in settings}
+        for r in range(repeats):  # rounds: every setting once per round, so drifts of the machine hit all alike
+            for net, width in widths.items():
+                for name, s in settings.items():
                     times: list[float] = []
                     last = [time.perf_counter()]
 
@@ -89,12 +92,18 @@ def benchmark_training(widths: dict[str, int] | None = None, settings: dict[str,
                     torch.manual_seed(r)
                     model = RestorationNet(width=width, depth=3)
                     cfg = TrainConfig(steps=warmup + steps, batch=s["batch"], seed=r, device="cpu", progress=False,
-                                      amp=s["amp"], channels_last=s["channels_last"])
+                                      amp=s["amp"], channels_last=s["channels_last"], fused=s.get("fused", True))
                     train(model, data, lambda m, b: F.l1_loss(m(b["rainy"]).float(), b["clean"]), cfg,
                           on_step=on_step)
-                    rates.append(s["batch"] / statistics.median(times))
-                out[f"{net} | {name}"] = {"network": net, "width": width, "setting": name, **s, "patch": patch,
-                                          "median_patches_per_s": statistics.median(rates), "runs": rates}
+                    rates[net, name].append(s["batch"] / statistics.median(times))
+        first = next(iter(settings))
+        out: dict[str, dict] = {}
+        for (net, name), runs in rates.items():
+            ratios = [a / b for a, b in zip(runs, rates[net, first])]
+            out[f"{net} | {name}"] = {"network": net, "width": widths[net], "setting": name, **settings[name],
+                                      "patch": patch, "median_patches_per_s": statistics.median(runs), "runs": runs,
+                                      "speedup_vs_before": statistics.median(ratios),
+                                      "speedup_range": [min(ratios), max(ratios)]}
         return out
     finally:
         torch.set_num_threads(old)
@@ -107,7 +116,9 @@ RECIPE_VARIANTS: dict[str, dict] = {
     "Charbonnier, 64 px crops": {"f_loss": "charbonnier"},
     "L1, 96 px crops for the last quarter of the steps": {"f_late": 0.25, "f_patch_late": 96},
     "L1, half the steps": {"f_steps": "half"},
-    "L1, 64 px crops, the plain fp32 loop (no bf16, no channels-last)": {"amp": False, "channels_last": False},
+    "L1, 64 px crops, the plain fp32 loop (no bf16, no channels-last, unfused AdamW)": {"amp": False,
+                                                                                       "channels_last": False,
+                                                                                       "fused": False},
 }
 
 

@@ -86,11 +86,10 @@ def _benchmark(a: argparse.Namespace) -> int:
         from .config import write_json
 
         res = benchmark_training(steps=a.steps, repeats=a.repeats, threads=a.threads or None)
-        base = {r["network"]: r["median_patches_per_s"] for r in res.values() if not r["amp"] and r["batch"] == 8}
         for r in res.values():
-            r["speedup_vs_before"] = r["median_patches_per_s"] / base[r["network"]]
-            print(f"{r['network']:>8} | {r['setting']:<40} {r['median_patches_per_s']:7.1f} patches/s "
-                  f"(x{r['speedup_vs_before']:.2f}; {r['patch']} px, median of {a.repeats})")
+            lo, hi = r["speedup_range"]
+            print(f"{r['network']:>8} | {r['setting']:<52} {r['median_patches_per_s']:7.1f} patches/s "
+                  f"(x{r['speedup_vs_before']:.2f}, rounds x{lo:.2f}-x{hi:.2f}; {r['patch']} px, median of {a.repeats})")
         if a.out:
             import torch
 

@@ -399,7 +399,7 @@ def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, see
     tc = TrainConfig(steps=steps, batch=cfg["f_batch"], lr=cfg["f_lr"], seed=seed, device=device,
                      val_every=max(1, steps // 5), ckpt_every=refresh * max(1, steps // (5 * refresh)),
                      progress=progress, desc=f"{recipe.name} (seed {seed})", amp=cfg.get("amp", True),
-                     channels_last=cfg.get("channels_last", True))
+                     channels_last=cfg.get("channels_last", True), fused=cfg.get("fused", True))
     if not recipe.semi:
         step = lambda m, b: loss_fn(m(b["rainy"]).float(), b["clean"])  # noqa: E731
         return train(model, data, step, tc, run_dir=run_dir, validate=validate, parameters=params, resume=resume)

@@ -261,9 +261,13 @@ def results_markdown(results_dir: str | Path = "results") -> str:
     if b.is_file():
         bm = json.loads(b.read_text())
         parts += [f"Training throughput (`make benchmark`, `ttl benchmark --training`): the engine's loop (data, L1 loss, "
-                  f"backward, AdamW) on 64 px crops, {bm['threads']} threads, median of {bm['repeats']} repeats "
-                  f"({bm['machine']}):", "", "| network | engine setting | patches/s | vs before |", "|---|---|---|---|"]
-        parts += [f"| {r['network']} | {r['setting']} | {r['median_patches_per_s']:.0f} | x{r['speedup_vs_before']:.2f} |"
+                  f"backward, AdamW) on 64 px crops, {bm['threads']} threads, {bm['repeats']} rounds with every setting "
+                  f"once per round; patches/s is the median over rounds, *vs before* the median of the per-round "
+                  f"ratios, with their range ({bm['machine']}):", "",
+                  "| network | engine setting | patches/s | vs before | range over rounds |", "|---|---|---|---|---|"]
+        parts += [f"| {r['network']} | {r['setting']} | {r['median_patches_per_s']:.0f} | x{r['speedup_vs_before']:.2f} "
+                  f"| x{r.get('speedup_range', [r['speedup_vs_before']] * 2)[0]:.2f}–"
+                  f"x{r.get('speedup_range', [r['speedup_vs_before']] * 2)[1]:.2f} |"
                   for r in bm["results"].values()]
         parts.append("")
     b = results_dir / "benchmark_recipes.json"
