@@ -137,6 +137,9 @@ def _derain(a: argparse.Namespace) -> int:
         print(f"ttl derain: error: {e}", file=sys.stderr)
         return 2
     print(f"derained {len(rep.ok)} of {len(rep.ok) + len(rep.failed)} images into {a.output} with {checkpoint}")
+    if a.checkpoint is None:
+        print("(the shipped ttl model: the study's method, trained on 3 photographs; it removes heavy rain but "
+              "not light rain. `--checkpoint sup-full` is the stronger deraining model; see the README)")
     if rep.failed:
         print(f"{len(rep.failed)} failed (errors above): {', '.join(str(p) for p, _ in rep.failed)}", file=sys.stderr)
     return 0 if rep.all_ok else 1

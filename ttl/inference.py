@@ -42,7 +42,9 @@ def resolve_checkpoint(checkpoint: str | os.PathLike | None, preset: str = "defa
     if checkpoint is None:
         checkpoint = "ttl"
     p = Path(checkpoint)
-    if p.suffix == "" and not p.exists() and p.name == str(checkpoint):
+    # a bare name is a shipped model unless a *file* of that name exists (a folder named like one, e.g. the
+    # package folder `ttl/` when run from the repository root, is not a checkpoint)
+    if p.suffix == "" and not p.is_file() and p.name == str(checkpoint):
         shipped = WEIGHTS_DIR / preset / f"{p.name}.pt"
         if not shipped.is_file():
             have = sorted(q.stem for q in (WEIGHTS_DIR / preset).glob("*.pt")) if (WEIGHTS_DIR / preset).is_dir() else []
