@@ -148,6 +148,17 @@ comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp[comp["ttl minus"].isin(headline)])
 
 # %% [markdown]
+# ### Does the experiment bind?
+# A minority can only be made up for if it costs something, and a bigger network should be better: on the same test
+# images, all scenes minus the minority (from scratch) and the teacher-sized minus the student-sized network.
+
+# %%
+binds = E.binding(scores, results, cfg["bootstrap"], seed)
+bind_table = FT.comparison_table({k: v["diff"] for k, v in binds.items()}).rename(columns={"ttl minus": "difference"})
+bind_table.to_csv(res_dir / "binding.csv", index=False)
+display(bind_table[bind_table["metric"].str.startswith("PSNR") & ~bind_table["set"].str.startswith("public/")])
+
+# %% [markdown]
 # ## 5. Real photographs: the rain left, NIQE and PIQE
 # Lower is better for all four. P(rain) and the streak energy measure the rain left (the energy also drops when an
 # output is merely blurred, so read it with P(rain) and NIQE); NIQE's pristine model is fitted on the 7 bundled
@@ -210,7 +221,7 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()
               if not dom.startswith("public/")} for n in scores}
-metrics = {"models": models, "public": public_scores, "comparisons": comparisons, "noref": noref,
+metrics = {"models": models, "public": public_scores, "comparisons": comparisons, "binding": binds, "noref": noref,
            "rain_measures": rain_measures, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
            "real_photographs": real_names,
            "per_image": {n: {dom: {k: v for k, v in s.items() if k.endswith("per_image")} for dom, s in scores[n].items()}

@@ -123,3 +123,29 @@ def test_latency_is_per_megapixel():
     m = RestorationNet(width=2, depth=1)
     small, large = E.latency_per_mp(m, 32, 1), E.latency_per_mp(m, 64, 1)
     assert small > 0 and large > 0 and np.isfinite(small)
+
+
+def test_binding_measures_more_data_and_more_capacity_on_the_same_images():
+    import numpy as np
+
+    from ttl.evaluation import binding
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(22.0, 2.0, 20)
+
+    def row(shift: float) -> dict:
+        vals = base + shift + rng.normal(0, 0.1, 20)
+        dom = {"psnr_y_per_image": vals.tolist(), "ssim_y_per_image": (vals / 30).tolist(),
+               "psnr_y_per_seed": [vals.mean()] * 3, "ssim_y_per_seed": [vals.mean() / 30] * 3}
+        return {"synthetic": dom}
+
+    scores = {"sup-minority": row(0.0), "sup-full": row(2.0), "ttl": row(-1.0)}
+    runs = {n: [{}, {}, {}] for n in scores}
+    b = binding(scores, runs, n_boot=200)
+    assert list(b) == ["sup-full minus sup-minority"]  # the large row did not run: no capacity line
+    r = b["sup-full minus sup-minority"]["diff"]["synthetic"]["psnr_y"]
+    assert abs(r["mean_diff"] - 2.0) < 0.1 and r["low"] > 1.8 and r["n"] == 20
+    scores["sup-full-large"] = row(1.9)
+    runs["sup-full-large"] = [{}]
+    r = binding(scores, runs, n_boot=200)["sup-full-large minus sup-full"]["diff"]["synthetic"]["psnr_y"]
+    assert r["high"] < 0  # a bigger network that is worse is reported as worse, not hidden

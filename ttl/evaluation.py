@@ -404,6 +404,23 @@ def size_speed(checkpoints: dict[str, list[Path]], size: int = 1024, repeats: in
 
 
 # ------------------------------------------------------------------------------------------- verdicts
+# the experiment's precondition: on the same test images, more data and a bigger network must help, or no method
+# can be shown to close the gap between a minority and all pairs
+BINDING_PAIRS: tuple[tuple[str, str, str], ...] = (
+    ("sup-full", "sup-minority", "more data: all training scenes vs the minority, same network from scratch"),
+    ("sup-full-large", "sup-full", "more capacity: the teacher-sized vs the student-sized network, all scenes"),
+)
+
+
+def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 1000, seed: int = 0) -> dict[str, dict]:
+    """Does the experiment bind? ``a`` minus ``b`` for each of :data:`BINDING_PAIRS` whose rows ran, per test set
+    and metric, paired by image (:func:`ttl.finetune.compare`): ``{"a minus b": {"what": ..., "diff": ...}}``."""
+    from .finetune import compare
+
+    return {f"{a} minus {b}": {"what": what, "diff": compare(scores, results, a, b, n_boot, seed)}
+            for a, b, what in BINDING_PAIRS if a in scores and b in scores}
+
+
 VERDICT_RULES = {
     "C1": "supported if synthetic rain is told apart from real photographs (C2ST AUC interval above 0.5) and the "
           "realistic renderer is closer to them on most statistics; no real photographs: not assessed",

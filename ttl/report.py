@@ -198,6 +198,13 @@ def _evaluation_section(m: dict) -> list[str]:
     for b in head[2:]:
         d = m["comparisons"][b]
         out.append(f"| {b} | " + " | ".join(_diff(d[s]["psnr_y"]) for s in sets) + " |")
+    bind = m.get("binding") or {}
+    if bind:
+        out += ["", "Does the experiment bind? On the same test images, more data and a bigger network must help "
+                "(`ttl.evaluation.BINDING_PAIRS`), PSNR-Y (dB) paired by image [95 % CI] (Wilcoxon p):", "",
+                "| difference | what | " + " | ".join(labels[d] for d in sets) + " |", "|---|---|" + "---|" * len(sets)]
+        for name, b in bind.items():
+            out.append(f"| {name} | {b['what']} | " + " | ".join(_diff(b["diff"][s]["psnr_y"]) for s in sets) + " |")
     nr = m.get("noref") or {}
     if nr:
         rm = m.get("rain_measures") or {}
