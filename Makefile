@@ -17,7 +17,7 @@ PUBLIC_DIR ?= $(firstword $(wildcard data/paired_public ../shared/data/paired_pu
 STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: study test venv calibrate benchmark clean-venv data
+.PHONY: study test venv calibrate benchmark clean-venv data weights
 
 venv: $(VENV)/.installed
 
@@ -32,6 +32,12 @@ study: venv
 
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The shipped deraining model (weights/derain/derain.pt + derain.json, figures/derain/): trained on the training
+# scenes and the public training pairs, scored on the public test pairs; a killed run continues where it stopped.
+weights: venv
+	$(PY) -m ttl weights --data-dir $(DATA_DIR)
+	$(PY) -m ttl report
 
 # Rebuild the data folder (clean_scenes/, paired_public/, real_rainy/) from its public originals into data/.
 data: venv

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 01 — Statistical gap analysis: synthetic rain vs realistic rain vs real photographs
 #
-# *Task transfer learning for image deraining*, notebook 1 of 5. Design: `STUDY.md` §3.
+# *Task transfer learning for image deraining*, notebook 1 of 5. Design: [`docs/design.md`](../docs/design.md) §3.
 #
 # Claims under test here:
 # - **C1 (the gap)**: Photoshop-style synthetic rain differs substantially from real rain.

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 02 — Teachers on connected tasks (real-domain data only)
 #
-# *Task transfer learning for image deraining*, notebook 2 of 5. Design: `STUDY.md` §4.
+# *Task transfer learning for image deraining*, notebook 2 of 5. Design: [`docs/design.md`](../docs/design.md) §4.
 #
 # Two tasks whose labels are free on real rainy data, so the teachers never need a clean ground truth:
 # - **T1, rain recognition**: rainy vs rain-free photographs. Positives are real-domain rainy images: the real rainy

@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 03 — Knowledge distillation: both teachers into one small student
 #
-# *Task transfer learning for image deraining*, notebook 3 of 5. Design: `STUDY.md` §5. Claim C4 (the size).
+# *Task transfer learning for image deraining*, notebook 3 of 5. Design: [`docs/design.md`](../docs/design.md) §5. Claim C4 (the size).
 #
 # The teachers of notebook 02 are frozen. One student encoder-decoder, several times smaller than T1 and T2
 # together, learns from unlabeled real-domain images only: light 1x1 adapters map its encoder stages onto T1's

@@ -14,13 +14,17 @@
 # %% [markdown]
 # # 04 — Fine-tuning on a minority of synthetic pairs, and the baselines
 #
-# *Task transfer learning for image deraining*, notebook 4 of 5. Design: `STUDY.md` §6. Claim C3.
+# *Task transfer learning for image deraining*, notebook 4 of 5. Design: [`docs/design.md`](../docs/design.md) §6. Claim C3.
 #
 # The distilled student of notebook 03 (`ttl`) is fine-tuned on a **minority of the scenes** (`f_fraction` of the
 # training photographs) of a fixed paired synthetic training set: the train split of the clean photographs
-# (`clean_dir`), each rendered `f_renders` times with the calibrated synthetic rain (light and heavy), once, like a
-# dataset on disk. Every row of a schedule has the same budget: the same engine, loss (`f_loss`), steps, batch,
-# crops and learning-rate schedule. Rows (see `ttl.finetune`):
+# (`clean_dir`), each rendered `f_renders` times, once, like a dataset on disk, with a rain amount that cycles through
+# `f_rain`: the calibrated synthetic light and heavy rain, and no rain at all. The rain-free renders and the networks'
+# context path (`context`: whole-image statistics modulate the bottleneck) are the fix for a defect found on public
+# light-rain pairs: trained on light and heavy rain only, every model learned one global darkening of the size heavy
+# rain needs and applied it to light rain too (notebook 05 measures it, before and after, by rain amount). Every row
+# of a schedule has the same budget: the same engine, loss (`f_loss`), steps, batch, crops and learning-rate
+# schedule. Rows (see `ttl.finetune`):
 #
 # | row | weights start from | scenes | steps |
 # |---|---|---|---|
@@ -28,6 +32,7 @@
 # | `sup-minority` | scratch, student architecture | minority (the key control) | `f_steps` |
 # | `sup-full` | scratch, student architecture | all | `f_steps` |
 # | `sup-full-large` | scratch, teacher-sized | all | `f_steps` |
+# | `sup-full-no-context`, `sup-full-before` | `sup-full` without the context path; and also without the rain-free renders (as before the fix) | all | `f_steps` |
 # | `syn2real` | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority | `f_steps` |
 # | `ttl@…`, `sup-minority@…` | the fraction sweep | 1 %, 5 %, 100 % | `f_steps` |
 # | `t1-only`, `t2-only` | a student distilled from one teacher | minority | `f_steps_short` |
@@ -179,7 +184,8 @@ fig = plots.plot_val_curves({n: runs[n][0]["log"] for n in ("ttl", "sup-minority
                             fig_dir / "validation_curves.png")
 shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in runs]
 for dom in ("synthetic", "realistic"):
-    fig = plots.image_grid(FT.example_rows(out["val"][dom], {n: runs[n][0]["checkpoint"] for n in shown}, n=4),
+    fig = plots.image_grid(FT.example_rows(out["val"][dom], {n: runs[n][0]["checkpoint"] for n in shown}, n=4,
+                                           target="streak-free target" if dom == "realistic" else "clean"),
                            fig_dir / f"examples_{dom}.png")
 
 # %% [markdown]
@@ -189,7 +195,8 @@ for dom in ("synthetic", "realistic"):
 
 # %%
 models = {n: {**scores[n], "params": params[n], "fraction": rows[n].fraction, "init": rows[n].init,
-              "note": rows[n].note, "seeds": [r["seed"] for r in runs[n]],
+              "steps": FT.recipe_steps(rows[n], cfg), "rain": rows[n].rain or cfg["f_rain"],
+              "context": runs[n][0]["context"], "note": rows[n].note, "seeds": [r["seed"] for r in runs[n]],
               "checkpoints": [r["checkpoint"] for r in runs[n]]} for n in runs}
 metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "per_image"}
                                        for d, s in out["input"].items()},

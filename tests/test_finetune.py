@@ -159,7 +159,11 @@ def test_recipes_hold_every_row_of_the_study():
     rows = {r.name: r for r in FT.recipes(cfg)}
     assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only", "no-distillation",
             "frozen-encoder", "ttl-short", "sup-minority-short", "ttl@5pct", "ttl@10pct", "ttl@100pct",
-            "sup-minority@5pct", "sup-minority@10pct"} == set(rows)
+            "sup-minority@5pct", "sup-minority@10pct", "sup-full-no-context", "sup-full-before"} == set(rows)
+    # the before/after of the darkening fix: sup-full without the context path, and also without rain-free renders
+    assert rows["sup-full-before"].rain == ("light", "heavy") and rows["sup-full-before"].context is False
+    assert rows["sup-full-no-context"].rain is None and rows["sup-full-no-context"].context is False
+    assert "none" in cfg["f_rain"] and cfg["context"]
     assert all(rows[n].seeds >= 3 for n in ("ttl", "sup-minority", "sup-full", "syn2real"))
     assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.01 and rows["syn2real"].semi
     # the ablations and their references share the shorter schedule; the sweep keeps the headline one
@@ -188,3 +192,30 @@ def test_scores_and_paired_comparisons():
     assert 0.9 < c["mean_diff"] < 1.3 and c["low"] > 0 and len(c["per_seed_diff"]) == 3
     one = FT.model_scores(_runs([1.0]), 50, 0)["synthetic"]
     assert all(np.isnan(one["psnr_y_ci_seeds"]))  # one seed: no interval over seeds
+
+
+def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):
+    """Render k of photo i has amount f_rain[(i + k) % len]: every photograph is seen rain-free, with light and with
+    heavy rain; rain-free pairs are exact identities, and heavy rain brightens more than light rain."""
+    from conftest import rand_img, write_png
+
+    from ttl.metrics import bias_y
+
+    for i in range(20):
+        write_png(tmp_path / f"a_{i:02d}.png", rand_img(70, 90, seed=i))
+    cfg = resolve_config("smoke", f_renders=3, f_rain=["light", "heavy", "none"])
+    pairs = FT.synthetic_pairs(cfg, 0, "train", clean_dir=tmp_path)
+    assert pairs.manifest()["amounts"] == {"light": 16, "heavy": 16, "none": 16}
+    by = {"light": [], "heavy": [], "none": []}
+    for j, (r, c) in enumerate(zip(pairs.rainy, pairs.clean)):
+        i, k = divmod(j, 3)
+        by[cfg["f_rain"][(i + k) % 3]].append(float(bias_y(r.float() / 255, c.float() / 255)))
+    assert all(v == 0.0 for v in by["none"])
+    assert 0 < np.mean(by["light"]) < np.mean(by["heavy"])
+    rainy_only = FT.Minority(pairs, 1.0, 0, amounts=("light", "heavy"))  # the "before" rows' training set
+    assert len(rainy_only.indices) == 32 and all(pairs.amounts[i] != "none" for i in rainy_only.indices)
+    with pytest.raises(ValueError, match="unknown rain amounts"):
+        FT._render_photos([], 64, 0, 0, amounts=("drizzle",))
+    procedural = FT.synthetic_pairs(resolve_config("smoke", f_rain=["none", "light"]), 0, "train")
+    assert torch.equal(procedural.rainy[0], procedural.clean[0]) and not torch.equal(procedural.rainy[1],
+                                                                                       procedural.clean[1])

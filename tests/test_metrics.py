@@ -63,3 +63,27 @@ def test_errors():
         psnr(torch.zeros(3, 8, 8), torch.zeros(3, 8, 9))
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8))
+
+
+def test_bias_y_is_the_mean_luma_offset_in_grey_levels():
+    from ttl.metrics import bias_y
+
+    a = torch.full((3, 16, 16), 100 / 255)
+    b = torch.full((3, 16, 16), 110 / 255)
+    dy = 10 * (65.481 + 128.553 + 24.966) / 255  # the same offset in R, G and B, seen on Y
+    assert float(bias_y(a, b)) == pytest.approx(-dy, abs=1e-9)  # a is darker than b
+    assert float(bias_y(b, a)) == pytest.approx(dy, abs=1e-9)
+    batch = bias_y(torch.stack([a, b]), torch.stack([b, b]))
+    assert batch.shape == (2,) and float(batch[1]) == 0.0
+    assert set(image_metrics(a[None], b[None], which=("psnr_y", "bias_y"))) == {"psnr_y", "bias_y"}
+    with pytest.raises(ValueError, match="unknown metrics"):
+        image_metrics(a[None], b[None], which=("psnr_z",))
+
+
+def test_rain_amount_splits_pairs_by_how_much_brighter_the_rain_made_them():
+    from ttl.metrics import LIGHT_RAIN_MAX, rain_amount
+
+    clean = torch.full((3, 16, 16), 0.4)
+    assert rain_amount(clean, clean) == "none"
+    assert rain_amount(clean + 5 / 255, clean) == "light"
+    assert rain_amount(clean + (LIGHT_RAIN_MAX + 5) / 255, clean) == "heavy"

@@ -176,3 +176,4 @@ def test_synthetic_presets_are_calibrated_on_public_training_rain(tmp_path):
     assert synthetic_preset("light").intensity != SYNTHETIC_DEFAULTS["light"].intensity  # the shipped calibration
     with pytest.raises(ValueError, match="light, heavy"):
         synthetic_preset("medium")
+

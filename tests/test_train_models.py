@@ -83,3 +83,28 @@ def test_student_is_at_most_a_third_of_the_teachers():
     for w in (8, 16, 32):
         teachers = count_params(RecognitionNet(w)) + count_params(RestorationNet(w))
         assert count_params(RestorationNet(w // 2)) <= teachers / 3
+
+
+def test_the_context_path_starts_as_the_identity_and_sees_the_whole_image():
+    from ttl.models import RestorationNet, build_model
+
+    torch.manual_seed(0)
+    plain, ctx = RestorationNet(width=4, depth=2), RestorationNet(width=4, depth=2, context=True)
+    ctx.load_state_dict({**plain.state_dict(), **{k: v for k, v in ctx.state_dict().items() if k.startswith("context")}})
+    x = torch.rand(2, 3, 96, 88)
+    for m in (plain, ctx):  # the head starts at zero: both are the identity
+        assert torch.equal(m(x), x)
+        torch.nn.init.normal_(m.head.weight)
+    torch.nn.init.normal_(ctx.context.mlp[-1].weight)
+    y = ctx(x)
+    assert y.shape == x.shape
+    # a change far away changes the output everywhere (whole-image statistics); beyond its receptive field, the
+    # plain network's output does not move
+    x2 = x.clone()
+    x2[:, :, :8, :8] = 1.0
+    assert torch.equal(plain(x2)[:, :, -4:, -4:], plain(x)[:, :, -4:, -4:])
+    assert not torch.allclose(ctx(x2)[:, :, -4:, -4:], y[:, :, -4:, -4:])
+    assert ctx.spec["context"] is True and "context" not in plain.spec  # old checkpoints keep loading
+    again = build_model(ctx.spec)
+    again.load_state_dict(ctx.state_dict())
+    assert torch.equal(again(x), y)

@@ -140,7 +140,7 @@ def compare_recipes(cfg: dict, clean_dir=None, seed: int = 0, device: str = "cpu
         over = {k: (cfg[k] // 2 if v == "half" else v) for k, v in over.items()}
         c = {**cfg, **over}
         torch.manual_seed(seed)
-        model = RestorationNet(width=cfg["s_width"], depth=cfg["t_depth"])
+        model = RestorationNet(width=cfg["s_width"], depth=cfg["t_depth"], context=c["context"])
         log = FT.finetune(model, pairs, FT.Recipe("sup-full", "scratch", 1.0), c, seed, device, progress=progress)
         scores = FT.evaluate_model(model.cpu(), val)
         out[name] = {"overrides": over, "train_s": log["time_s"], "steps": c["f_steps"],

@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .config import file_digest, write_json
+from .progress import progress_bar
 from .gap import STATISTICS, load_real, real_split, render_domains, statistics_frame
 from .io import list_images
 from .layouts import PairedFolderDataset, detect_layout
@@ -115,7 +115,7 @@ def _evolve(objective, space, iterations: int, offspring: int, seed: int, progre
     best_obj, best_per = objective(best)
     trace = [{"iteration": 0, "objective": best_obj}]
     sigma = 0.5
-    bar = tqdm(range(1, iterations + 1), desc=desc, disable=not progress)
+    bar = progress_bar(range(1, iterations + 1), desc=desc, disable=not progress)
     for it in bar:
         improved = False
         for _ in range(offspring):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def _param(kv: str) -> tuple[str, object]:
@@ -138,8 +139,8 @@ def _derain(a: argparse.Namespace) -> int:
         return 2
     print(f"derained {len(rep.ok)} of {len(rep.ok) + len(rep.failed)} images into {a.output} with {checkpoint}")
     if a.checkpoint is None:
-        print("(the shipped ttl model: the study's method, trained on 3 photographs; it removes heavy rain but "
-              "not light rain. `--checkpoint sup-full` is the stronger deraining model; see the README)")
+        print("(the shipped deraining model, weights/derain/derain.pt from `make weights`; the study's models by name: "
+              "--checkpoint ttl, sup-full, ...; see the README)")
     if rep.failed:
         print(f"{len(rep.failed)} failed (errors above): {', '.join(str(p) for p, _ in rep.failed)}", file=sys.stderr)
     return 0 if rep.all_ok else 1
@@ -159,6 +160,42 @@ def _evaluate(a: argparse.Namespace) -> int:
     print(evaluation_table(res))
     if a.json:
         print(f"written to {save_evaluation(res, a.json)}")
+    return 0
+
+
+def _weights(a: argparse.Namespace) -> int:
+    """Train the shipped deraining model (``make weights``)."""
+    from .config import check_dir, data_parameters, find_data_dir
+    from .ship import RECIPE, train_derainer
+
+    data_dir = find_data_dir() if a.data_dir == "auto" else (None if a.data_dir in ("none", "") else a.data_dir)
+    try:
+        folders = data_parameters(data_dir)
+        clean, public, real = (check_dir(a.clean_dir or folders.get("clean_dir"), "clean_dir"),
+                               check_dir(a.public_dir or folders.get("public_dir"), "public_dir"),
+                               check_dir(a.real_dir or folders.get("real_dir"), "real_dir"))
+    except FileNotFoundError as e:
+        print(f"ttl weights: {e}", file=sys.stderr)
+        return 2
+    recipe = dict(_param(kv) for kv in a.param or [])
+    unknown = set(recipe) - set(RECIPE)
+    if unknown:
+        print(f"ttl weights: unknown recipe settings {sorted(unknown)}; valid: {', '.join(RECIPE)}", file=sys.stderr)
+        return 2
+    if clean is None and public is None:
+        print("ttl weights: no training data: run `make data` (or put ../shared/data beside the checkout), or pass "
+              "--clean-dir and/or --public-dir", file=sys.stderr)
+        return 2
+    rec = train_derainer(a.out_dir, clean, public, real, recipe, device=a.device, resume=not a.fresh,
+                         figures_dir=a.figures_dir, latency_size=a.latency_size, repeats=a.repeats)
+    print(f"wrote {a.out_dir}/derain.pt and derain.json: {rec['params'] / 1e6:.3f} M parameters, trained "
+          f"{rec['training']['time_s']:.0f} s; {rec['speed']['ours_s_per_mp']:.3f} s/MP on this CPU "
+          f"({rec['speed']['speedup_vs_prenet']:.0f}x PReNet's architecture)")
+    for r in rec["public"].get("by_rain_amount", []):
+        if r["model"] != "input":
+            print(f"  {r['set']:<22} {r['rain']:<6} n={r['n']:<3} PSNR-Y {r['psnr_y']:.2f} dB "
+                  f"(gain {r['gain_psnr_y']:+.2f} [{r['gain_psnr_y_ci'][0]:+.2f}, {r['gain_psnr_y_ci'][1]:+.2f}]), "
+                  f"mean dY {r['bias_y']:+.1f}")
     return 0
 
 
@@ -258,8 +295,9 @@ def main(argv: list[str] | None = None) -> int:
                        "2: usage error.")
     d.add_argument("input", help="an image file or a folder of images")
     d.add_argument("output", help="a .png file (single input) or a folder")
-    d.add_argument("--checkpoint", help="a model file saved by ttl.models.save_model, or the name of a shipped model "
-                   "(ttl, sup-minority, sup-full, syn2real: weights/default/<name>.pt); default: the shipped ttl")
+    d.add_argument("--checkpoint", help="a model file saved by ttl.models.save_model, or the name of a shipped model: "
+                   "derain (weights/derain/derain.pt, from `make weights`; the default) or one of the study's rows "
+                   "ttl, sup-minority, sup-full, syn2real (weights/default/<name>.pt)")
     d.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     d.add_argument("--tile", type=int, default=512, help="tile size in px, 0 = whole image at once (default: 512)")
     d.add_argument("--overlap", type=int, default=128,
@@ -278,6 +316,24 @@ def main(argv: list[str] | None = None) -> int:
                    "folder; '' to skip)")
     e.add_argument("--crop-border", type=int, default=0, help="pixels removed on each side first (default: 0)")
     e.set_defaults(fn=_evaluate)
+    w = sub.add_parser("weights", help="train the shipped deraining model (weights/derain/derain.pt; make weights)",
+                       description="Train the project's deraining model for real use (ttl.ship.RECIPE) on the train "
+                       "split of the clean photographs with synthetic rain (rain-free, light, heavy) and the public "
+                       "training pairs (folders *_train), score it once on the public test pairs, time it beside "
+                       "PReNet's architecture, and write weights/derain/derain.pt with its record derain.json. "
+                       "A killed run started again continues from its last checkpoint (--fresh starts over).")
+    w.add_argument("--data-dir", default="auto", help="the data folder (auto: data/, else ../shared/data)")
+    w.add_argument("--clean-dir")
+    w.add_argument("--public-dir")
+    w.add_argument("--real-dir", help="real rainy photographs: the first of the test split is shown before/after")
+    w.add_argument("--out-dir", default=str(Path(__file__).resolve().parent.parent / "weights" / "derain"))
+    w.add_argument("--figures-dir", default=str(Path(__file__).resolve().parent.parent / "figures" / "derain"))
+    w.add_argument("--device", default="auto")
+    w.add_argument("--fresh", action="store_true", help="start over instead of resuming a killed run")
+    w.add_argument("--latency-size", type=int, default=1024, help="side of the square image timed (px)")
+    w.add_argument("--repeats", type=int, default=5, help="timed runs (median)")
+    w.add_argument("--param", "-p", action="append", help="a recipe setting, NAME=VALUE (JSON values; ttl.ship.RECIPE)")
+    w.set_defaults(fn=_weights)
     st = sub.add_parser("stage", help="train one stage of the method (teachers, distill, finetune); launch with "
                         "torchrun for several GPUs", description="Train one stage outside the notebooks, e.g. on 4 GPUs: "
                         "torchrun --standalone --nproc_per_node 4 -m ttl stage teachers --preset paper. Runs and "

@@ -34,6 +34,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "c2_test_size": 64,
         "val_every": 3,
         # notebook 02: teachers
+        "context": True,  # restoration networks (T2, student, baselines) see whole-image statistics (GlobalContext)
         "t_width": 4,
         "t_depth": 2,
         "t_patch": 32,
@@ -47,7 +48,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_steps": 4,
         # notebook 04: fine-tuning and baselines
         "f_pairs": 32,  # procedural fallback: paired training scenes (rendered once)
-        "f_renders": 2,  # renders of each training photograph (light and heavy synthetic rain), fixed like a dataset
+        "f_renders": 5,  # renders of each training photograph, fixed like a dataset
+        # rain amount of render k of photo i: f_rain[(i + k) % len(f_rain)]; a fifth rain-free (README ledger)
+        "f_rain": ["light", "heavy", "light", "heavy", "none"],
         "f_size": 48,  # validation crops (and procedural scenes) are f_size px
         "f_val": 4,  # procedural fallback: validation scenes per domain
         "f_patch": 32,  # training crops
@@ -92,6 +95,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "c2_n_test": 24,
         "c2_test_size": 192,
         "val_every": 200,
+        "context": True,
         "t_width": 16,
         "t_depth": 3,
         "t_patch": 64,
@@ -104,7 +108,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_steps": 800,
         "f_pairs": 512,
         "f_size": 192,
-        "f_renders": 2,
+        "f_renders": 5,
+        "f_rain": ["light", "heavy", "light", "heavy", "none"],
         "f_val": 64,
         "f_patch": 64,
         "f_patch_late": 96,
@@ -147,6 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "c2_n_test": 100,
         "c2_test_size": 384,
         "val_every": 2000,
+        "context": True,
         "t_width": 48,
         "t_depth": 4,
         "t_patch": 128,
@@ -159,7 +165,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "d_steps": 60000,
         "f_pairs": 4000,
         "f_size": 256,
-        "f_renders": 2,
+        "f_renders": 5,
+        "f_rain": ["light", "heavy", "light", "heavy", "none"],
         "f_val": 200,
         "f_patch": 128,
         "f_patch_late": 192,

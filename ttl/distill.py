@@ -100,7 +100,8 @@ def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device:
     if not (use_t1 or use_t2):
         raise ValueError("distillation needs at least one teacher (use_t1 or use_t2)")
     torch.manual_seed(seed)
-    student = RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"], blocks=t2.spec["blocks"])
+    student = RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"], blocks=t2.spec["blocks"],
+                             context=t2.spec.get("context", False))
     distiller = Distiller(student, t1, t2, use_t1=use_t1, use_t2=use_t2)
     data = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train", real_dir=real_dir,
                                clean_dir=clean_dir, photo_size=cfg["photo_size"])

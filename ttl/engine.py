@@ -34,8 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import Dataset, default_collate
-from tqdm.auto import tqdm
-
+from .progress import progress_bar
 from .utils import resolve_device
 
 __all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
@@ -266,7 +265,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
 
     t0 = time.time() - float(log.get("time_s", 0.0))
     batches = _batches(data, cfg.batch, cfg.seed, start, ctx)
-    bar = tqdm(range(start, cfg.steps), desc=cfg.desc, disable=not (cfg.progress and ctx.main), mininterval=2,
+    bar = progress_bar(range(start, cfg.steps), desc=cfg.desc, disable=not (cfg.progress and ctx.main), mininterval=2,
                initial=start, total=cfg.steps)
     for step in bar:
         b = to_device(next(batches), dev, cfg.channels_last)

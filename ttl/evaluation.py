@@ -23,8 +23,9 @@ import torch.nn as nn
 
 from .finetune import ci_text, evaluate_model
 from .metrics import ALL_METRICS, image_metrics
+from .progress import progress_bar
 
-__all__ = ["test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
+__all__ = ["by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
            "noref_table", "latency_per_mp", "size_speed", "verdicts", "VERDICT_RULES", "score_table", "gallery_columns"]
 
 
@@ -151,8 +152,6 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     the oriented streak energy along the rainy input's streak direction). Inference is tiled (:func:`ttl.inference.
     derain_image`). Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
     (``result["val"][set]["per_image"][metric]``)."""
-    from tqdm.auto import tqdm
-
     from .inference import derain_image
     from .models import load_model
     from .noref import noref_scores
@@ -161,7 +160,7 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     directions = [streak_direction(x) for x in real] if real else []  # each rainy input's streak direction
     jobs = [("input", None)] + [(n, p) for n, ps in checkpoints.items() for p in ps]
     out: dict[str, list[dict[str, Any]]] = {}
-    for name, path in tqdm(jobs, desc="evaluating", disable=not progress):
+    for name, path in progress_bar(jobs, desc="evaluating", disable=not progress):
         model = None if path is None else load_model(path)[0].to(device)
 
         def run(xs):
@@ -174,7 +173,8 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
             if id(s["rainy"]) not in derained:
                 derained[id(s["rainy"])] = run(s["rainy"])
             vals: dict[str, list[float]] = {}
-            which = ("psnr_y", "ssim_y") if set_name.startswith("public/") else ALL_METRICS  # the field scores Y
+            # the field scores Y; bias_y: the output's mean brightness error (darkening shows as negative)
+            which = ("psnr_y", "ssim_y", "bias_y") if set_name.startswith("public/") else ALL_METRICS + ("bias_y",)
             for pred, target in zip(derained[id(s["rainy"])], s["clean"]):
                 for k, v in image_metrics(pred[None], target[None], which=which).items():
                     vals.setdefault(k, []).append(float(v[0]))
@@ -285,6 +285,65 @@ def public_summary(scores: dict[str, dict], results: dict[str, list], set_names:
                                             for m in ("psnr_y", "ssim_y")}
             out[name][model] = entry
     return out
+
+
+def by_rain_amount(results: dict[str, list], set_names: list[str], models: list[str], n_boot: int = 1000,
+                   seed: int = 0) -> list[dict[str, Any]]:
+    """Each model on each set of ``set_names`` (keys of the results' ``val``), over all its pairs and split by rain
+    amount (:func:`ttl.metrics.rain_amount` of the *input*: light when the rainy image is less than
+    :data:`ttl.metrics.LIGHT_RAIN_MAX` grey levels brighter than its target): the PSNR-Y gain over the rainy input
+    and the output's mean brightness error ``bias_y`` (grey levels of Y, negative = darker than the target), each a
+    mean of seed-averaged per-image values with a 95 % bootstrap interval over images. One record per (set, amount,
+    model); the input's own ``bias_y`` is how much brighter the rain made it."""
+    from .metrics import LIGHT_RAIN_MAX
+    from .stats import bootstrap_ci
+
+    def per_image(model: str, set_name: str, metric: str) -> np.ndarray:
+        return np.mean([r["val"][set_name]["per_image"][metric] for r in results[model]], 0)
+
+    out = []
+    for set_name in set_names:
+        base_psnr, base_bias = per_image("input", set_name, "psnr_y"), per_image("input", set_name, "bias_y")
+        groups = {"all": np.ones(len(base_bias), bool), "light": (base_bias >= 0.5) & (base_bias < LIGHT_RAIN_MAX),
+                  "heavy": base_bias >= LIGHT_RAIN_MAX}
+        for amount, keep in groups.items():
+            if not keep.any() or (amount != "all" and keep.all()):
+                continue
+            for model in ["input"] + [m for m in models if m in results]:
+                gain = per_image(model, set_name, "psnr_y")[keep] - base_psnr[keep]
+                bias = per_image(model, set_name, "bias_y")[keep]
+                g, b = bootstrap_ci(gain, n_boot=n_boot, seed=seed), bootstrap_ci(bias, n_boot=n_boot, seed=seed)
+                out.append({"set": set_name.removeprefix("public/"), "rain": amount, "n": int(keep.sum()), "model": model,
+                            "psnr_y": float(per_image(model, set_name, "psnr_y")[keep].mean()),
+                            "gain_psnr_y": g[0], "gain_psnr_y_ci": [g[1], g[2]],
+                            "bias_y": b[0], "bias_y_ci": [b[1], b[2]]})
+    return out
+
+
+def amount_frame(records: list[dict[str, Any]], wide: bool = False):
+    """:func:`by_rain_amount` as a table (metric conventions in the headers): one line per record with its intervals,
+    or with ``wide`` one line per (set, rain amount) and one column per model, ``gain (ΔY)``: the PSNR-Y gain over
+    the input in dB and, in brackets, the output's mean ΔY against the target in grey levels."""
+    import pandas as pd
+
+    if wide:
+        lines: dict[tuple, dict[str, Any]] = {}
+        for r in records:
+            line = lines.setdefault((r["set"], r["rain"]), {"set": r["set"], "rain": r["rain"], "n": r["n"]})
+            if r["model"] == "input":
+                line["input PSNR-Y (dB)"] = f"{r['psnr_y']:.2f}"
+                line["input ΔY"] = f"{r['bias_y']:+.1f}"
+            else:
+                line[f"{r['model']}: gain dB (ΔY)"] = f"{r['gain_psnr_y']:+.2f} ({r['bias_y']:+.1f})"
+        return pd.DataFrame(list(lines.values()))
+    return pd.DataFrame([{"set": r["set"], "rain": r["rain"], "n": r["n"], "model": r["model"],
+                          "PSNR-Y (dB)": f"{r['psnr_y']:.2f}",
+                          "PSNR-Y gain (dB) [95 % CI]": ("" if r["model"] == "input" else
+                                                          f"{r['gain_psnr_y']:+.2f} [{r['gain_psnr_y_ci'][0]:+.2f}, "
+                                                          f"{r['gain_psnr_y_ci'][1]:+.2f}]"),
+                          "mean ΔY vs target (grey levels) [95 % CI]": f"{r['bias_y']:+.1f} [{r['bias_y_ci'][0]:+.1f}, "
+                                                                       f"{r['bias_y_ci'][1]:+.1f}]"}
+                         for r in records])
 
 
 def public_table(public_scores: dict[str, dict], models: list[str]):
@@ -547,9 +606,10 @@ def score_table(scores: dict[str, dict], metrics: tuple[str, ...] = ("psnr_y", "
 
 @torch.no_grad()
 def gallery_columns(checkpoints: dict[str, Path], images: list[torch.Tensor], device: str = "cpu",
-                    clean: list[torch.Tensor] | None = None, tile: int = 512) -> dict[str, list[torch.Tensor]]:
+                    clean: list[torch.Tensor] | None = None, tile: int = 512,
+                    target: str = "clean") -> dict[str, list[torch.Tensor]]:
     """Columns for :func:`ttl.plots.gallery`: the rainy inputs, each model's outputs (tiled inference from its
-    saved checkpoint, any image size) and, when known, the clean images."""
+    saved checkpoint, any image size) and, when known, the targets ``clean``, labelled ``target``."""
     from .inference import derain_image
     from .models import load_model
 
@@ -558,5 +618,5 @@ def gallery_columns(checkpoints: dict[str, Path], images: list[torch.Tensor], de
         model = load_model(path)[0]
         cols[name] = [derain_image(model, x, tile=tile, device=device) for x in images]
     if clean is not None:
-        cols["clean"] = list(clean)
+        cols[target] = list(clean)
     return cols

@@ -591,11 +591,11 @@ def fetch(to: str | os.PathLike = DEFAULT_DIR, only: str | Iterable[str] | None 
 
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    from tqdm.auto import tqdm
+    from .progress import progress_bar
 
     partial = root / STATE_DIR / "partial"
     already = sum(min(_part_path(root, s).stat().st_size, s.bytes) for s in todo if _part_path(root, s).is_file())
-    bar = tqdm(total=sum(s.bytes for s in todo), initial=already, unit="B", unit_scale=True, unit_divisor=1024,
+    bar = progress_bar(total=sum(s.bytes for s in todo), initial=already, unit="B", unit_scale=True, unit_divisor=1024,
                desc="originals", disable=not progress, dynamic_ncols=True, file=sys.stderr)
     bar.set_postfix_str(f"0/{len(todo)} files")
     lock = threading.Lock()

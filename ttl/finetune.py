@@ -1,8 +1,9 @@
 """Fine-tuning on a minority of paired synthetic data, and every baseline of STUDY §6 (notebook 04).
 
-Every model here is a :class:`ttl.models.RestorationNet` trained by the same engine, loss (MSE), number of steps,
-batch, patch size and learning-rate schedule; rows differ only in where the weights start, which pairs they see
-and, for the semi-supervised baseline, an extra loss on unlabeled real-domain images:
+Every model here is a :class:`ttl.models.RestorationNet` trained by the same engine, loss (``f_loss``, L1 at every
+preset), batch, patch size and learning-rate schedule (``f_steps`` steps; ``f_steps_short`` for the ablations); rows
+differ only in where the weights start, which pairs they see and, for the semi-supervised baseline, an extra loss on
+unlabeled real-domain images:
 
 ==================  ============================================================================================
 row                 what it is
@@ -11,6 +12,8 @@ row                 what it is
 ``sup-minority``    the student's architecture from scratch on the same minority (the key control)
 ``sup-full``        the student's architecture from scratch on all pairs
 ``sup-full-large``  a teacher-sized network (``t_width``) from scratch on all pairs
+``sup-full-no-...`` ``sup-full`` without the context path (``-no-context``), and also without the rain-free
+                    renders (``-before``: light and heavy rain only, as the study trained before the darkening fix)
 ``syn2real``        Syn2Real (Yasarla, Sindagi & Patel, CVPR 2020): the minority plus unlabeled real-domain
                     images, whose latent vectors are pulled towards Gaussian-process pseudo-labels built from
                     the labeled latents (:class:`GPPseudoLabels`)
@@ -21,8 +24,9 @@ row                 what it is
 ``ttl@1pct`` ...    the fraction sweep (also ``sup-minority@...``)
 ==================  ============================================================================================
 
-The paired synthetic training set is *fixed* (``f_pairs`` pairs rendered once, like a dataset on disk: a
-minority means fewer distinct rainy images, not fewer steps); training draws random crops and flips from it.
+The paired synthetic training set is *fixed* (rendered once, like a dataset on disk: a minority means fewer distinct
+rainy images, not fewer steps); its rain amount spans rain-free, light and heavy (``f_rain``), so that a network
+learns how much to remove instead of a fixed darkening; training draws random crops and flips from it.
 Minorities are nested for one seed (the 1 % pairs are among the 5 %, which are among the 10 %) and differ between
 seeds. No clean image of the real domain reaches any of this: the semi-supervised baseline's real-domain stream
 is :class:`ttl.datasets.RealDomainUnlabeled`, checked with :func:`ttl.datasets.assert_unlabeled`.
@@ -59,16 +63,25 @@ def pct(fraction: float) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- data
+RAIN_AMOUNTS = ("none", "light", "heavy")
+
+
 def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: int = 1, crop: int | None = None,
-                   realistic: bool = False) -> dict[str, Any]:
-    """Each photograph (at the working scale, short side ``photo_size``) rendered ``renders`` times, alternating
-    light and heavy synthetic rain (render ``k`` of photo ``i`` is light when ``i + k`` is even), or once with
-    realistic rain; ``crop``: the centre ``crop`` x ``crop`` square of each photograph, rain rendered at the
-    photograph's scale. Returns lists of ``rainy``, ``clean`` (and ``streak_free``) tensors and scene names."""
+                   realistic: bool = False, amounts: tuple[str, ...] | list[str] = ("light", "heavy")) -> dict[str, Any]:
+    """Each photograph (at the working scale, short side ``photo_size``) rendered ``renders`` times with synthetic rain
+    whose amount cycles through ``amounts`` (render ``k`` of photo ``i`` gets ``amounts[(i + k) % len(amounts)]``:
+    ``"light"`` and ``"heavy"`` are the calibrated presets, ``"none"`` leaves the photograph rain-free, so that "change
+    nothing" is learned too), or once with realistic rain; ``crop``: the centre ``crop`` x ``crop`` square of
+    each photograph, rain rendered at the photograph's scale. Returns lists of ``rainy``, ``clean`` (and
+    ``streak_free``) tensors, scene names and the amount of each render."""
     from .rain import RealisticRain
 
-    out: dict[str, list] = {"rainy": [], "clean": [], "streak_free": [], "scenes": []}
+    unknown = set(amounts) - set(RAIN_AMOUNTS)
+    if unknown or not amounts:
+        raise ValueError(f"unknown rain amounts {sorted(unknown)}; valid: {', '.join(RAIN_AMOUNTS)}")
+    out: dict[str, list] = {"rainy": [], "clean": [], "streak_free": [], "scenes": [], "amounts": []}
     realistic_rain = RealisticRain() if realistic else None
+    synthetic = {a: SyntheticRain(a) for a in set(amounts) - {"none"}}
     for i, p in enumerate(paths):
         photo = load_photo(p, photo_size, min_size=crop or 16)
         if crop:
@@ -80,11 +93,14 @@ def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: i
             if realistic:
                 o = realistic_rain(photo[None], g, scale=scale)
                 out["streak_free"].append(o.streak_free[0])
+                rainy, amount = o.rainy[0], "realistic"
             else:
-                o = SyntheticRain("light" if (i + k) % 2 == 0 else "heavy")(photo[None], g, scale=scale)
-            out["rainy"].append(o.rainy[0])
+                amount = amounts[(i + k) % len(amounts)]
+                rainy = photo if amount == "none" else synthetic[amount](photo[None], g, scale=scale).rainy[0]
+            out["rainy"].append(rainy)
             out["clean"].append(photo)
             out["scenes"].append(Path(p).stem)
+            out["amounts"].append(amount)
     return out
 
 
@@ -94,8 +110,9 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
     * ``synthetic_dir`` (any layout of :func:`ttl.layouts.detect_layout`): its pairs; the ``val`` split of
       :func:`ttl.scenes.scene_split` validates, every other pair trains.
     * ``clean_dir``: the photographs of ``split`` (:func:`ttl.datasets.split_paths`) at the working scale
-      (``photo_size``), each with ``f_renders`` renders of synthetic rain (light and heavy alternating) for ``train``,
-      or one render of its centre ``f_size`` crop for ``val``/``test``.
+      (``photo_size``), each with ``f_renders`` renders for ``train`` whose rain amount cycles through ``f_rain``
+      (rain-free, light and heavy), or one render of its centre ``f_size`` crop for ``val``/``test`` (light and heavy
+      alternating).
     * neither: ``f_pairs`` procedural scenes of ``f_size`` (``f_val`` for ``val``/``test``), light and heavy rain.
 
     Training sets give random ``f_patch`` crops; the scene of each pair is kept, so minorities are minorities of
@@ -116,22 +133,31 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
                            "files": folder_manifest([it.rainy for it in items])})
     if clean_dir is not None:
         paths = split_paths(clean_dir, split, "clean_dir")
+        amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
         r = _render_photos(paths, cfg["photo_size"], seed, 17 + SPLITS.index(split),
                            renders=cfg["f_renders"] if split == "train" else 1,
-                           crop=None if split == "train" else cfg["f_size"])
-        return FixedPairs(r["rainy"], r["clean"], r["scenes"], patch, seed,
-                          {"source": "clean_dir", "split": split, "photo_size": cfg["photo_size"],
+                           crop=None if split == "train" else cfg["f_size"], amounts=amounts)
+        out = FixedPairs(r["rainy"], r["clean"], r["scenes"], patch, seed,
+                         {"source": "clean_dir", "split": split, "photo_size": cfg["photo_size"],
                            "renders_per_scene": cfg["f_renders"] if split == "train" else 1,
-                           "rain": "synthetic light/heavy alternating", "files": folder_manifest(paths)})
+                          "rain": f"synthetic, amounts cycling {'/'.join(amounts)}",
+                          "amounts": {a: r["amounts"].count(a) for a in amounts},
+                          "files": folder_manifest(paths)})
+        out.amounts = r["amounts"]
+        return out
     n = cfg["f_pairs"] if split == "train" else cfg["f_val"]
     clean, _ = dead_leaves(n, cfg["f_size"], seed=seed, split=split)
     g = generator(seed_of(seed, 17, SPLITS.index(split)))
-    rainy = torch.empty_like(clean)
-    rainy[0::2] = SyntheticRain("light")(clean[0::2], g).rainy
-    rainy[1::2] = SyntheticRain("heavy")(clean[1::2], g).rainy
-    return FixedPairs(list(rainy), list(clean), [f"{split}-{i}" for i in range(n)], patch, seed,
-                      {"source": "procedural", "split": split, "n": n, "size": cfg["f_size"], "seed": seed,
-                       "rain": "synthetic light (even items) / heavy (odd items)"})
+    amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
+    rainy = clean.clone()
+    for k, a in enumerate(amounts):  # item i gets amounts[i % len(amounts)]
+        if a != "none":
+            rainy[k::len(amounts)] = SyntheticRain(a)(clean[k::len(amounts)], g).rainy
+    out = FixedPairs(list(rainy), list(clean), [f"{split}-{i}" for i in range(n)], patch, seed,
+                     {"source": "procedural", "split": split, "n": n, "size": cfg["f_size"], "seed": seed,
+                      "rain": f"synthetic, item i has amount {'/'.join(amounts)}[i % {len(amounts)}]"})
+    out.amounts = [amounts[i % len(amounts)] for i in range(n)]
+    return out
 
 
 def validation_sets(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None) -> dict[str, dict[str, torch.Tensor]]:
@@ -166,9 +192,11 @@ def validation_sets(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None) ->
 class Minority(Dataset):
     """The pairs of the first ``ceil(fraction * S)`` of the ``S`` scenes of ``data`` in a seeded permutation (so
     minorities are nested across fractions for one seed, and a minority of scenes, not only of renders), repeated
-    so that an epoch holds at least ``min_len`` items. ``fraction=1`` is every pair."""
+    so that an epoch holds at least ``min_len`` items. ``fraction=1`` is every pair. ``amounts``: keep only the
+    renders with these rain amounts (``data.amounts``, set by :func:`synthetic_pairs`)."""
 
-    def __init__(self, data: FixedPairs, fraction: float, seed: int, min_len: int = 1):
+    def __init__(self, data: FixedPairs, fraction: float, seed: int, min_len: int = 1,
+                 amounts: tuple[str, ...] | None = None):
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.data, self.fraction = data, fraction
@@ -176,7 +204,12 @@ class Minority(Dataset):
         perm = torch.randperm(len(scenes), generator=generator(seed_of(seed, 23))).tolist()
         self.scenes = sorted(scenes[k] for k in perm[:max(1, math.ceil(fraction * len(scenes)))])
         keep = set(self.scenes)
-        self.indices = [i for i, s in enumerate(data.scenes) if s in keep]
+        have = getattr(data, "amounts", None)
+        if amounts is not None and have is None:
+            raise ValueError("these pairs do not record their rain amounts; make them with ttl.finetune.synthetic_pairs")
+        self.indices = [i for i, s in enumerate(data.scenes) if s in keep and (amounts is None or have[i] in amounts)]
+        if not self.indices:
+            raise ValueError(f"no pair of the minority has a rain amount in {amounts}")
         self.length = max(len(self.indices), min_len)
 
     def set_epoch(self, epoch: int) -> None:
@@ -329,6 +362,8 @@ class Recipe:
     semi: bool = False
     seeds: int = 1  # how many seeds (the preset's ``f_seeds`` for headline rows)
     short: bool = False  # the ablations' shorter schedule (``f_steps_short``)
+    rain: tuple[str, ...] | None = None  # only the training renders with these rain amounts (None: all of ``f_rain``)
+    context: bool | None = None  # scratch rows: the context path on or off (None: as the preset's networks)
     note: str = ""
 
 
@@ -343,6 +378,10 @@ def recipes(cfg: dict) -> list[Recipe]:
         Recipe("sup-full", "scratch", 1.0, seeds=s, note="student architecture from scratch, all pairs"),
         Recipe("sup-full-large", "scratch-large", 1.0, seeds=cfg["f_large_seeds"],
                note="teacher-sized network, all pairs"),
+        Recipe("sup-full-no-context", "scratch", 1.0, context=False,
+               note="sup-full without the context path (the rain mixture kept)"),
+        Recipe("sup-full-before", "scratch", 1.0, context=False, rain=("light", "heavy"),
+               note="sup-full as trained before the darkening fix: light and heavy rain only, no context path"),
         Recipe("syn2real", "scratch", f, semi=True, seeds=s,
                note="Syn2Real GP pseudo-labels on unlabeled real-domain images, same minority"),
         Recipe("t1-only", "student-t1", f, short=True, note="student distilled from T1 only"),
@@ -387,7 +426,7 @@ def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, see
     from .train import LOSSES
 
     fraction = 1.0 if recipe.fraction is None else recipe.fraction
-    data = Minority(pairs, fraction, seed, min_len=cfg["f_batch"])
+    data = Minority(pairs, fraction, seed, min_len=cfg["f_batch"], amounts=recipe.rain)
     steps = recipe_steps(recipe, cfg)
     pairs.patch = patch_schedule(cfg, steps, len(data) // cfg["f_batch"])
     loss_fn = LOSSES[cfg["f_loss"]]
@@ -472,9 +511,10 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     inits: dict[str, Callable[[], nn.Module]] = {
         "student": lambda: load_model(student_path)[0],
         "t2": lambda: load_model(Path(teachers_dir) / "t2.pt")[0],
-        "scratch": lambda: RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"], blocks=t2.spec["blocks"]),
+        "scratch": lambda context: RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"],
+                                                  blocks=t2.spec["blocks"], context=context),
         "scratch-large": lambda: RestorationNet(width=t2.spec["width"], depth=t2.spec["depth"],
-                                                blocks=t2.spec["blocks"]),
+                                                blocks=t2.spec["blocks"], context=t2.spec.get("context", False)),
     }
     distil_logs = {}
     for teacher in ("t1", "t2"):
@@ -496,7 +536,8 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
         for k in range(r.seeds):
             s = seed + k
             torch.manual_seed(s)
-            model = inits[r.init]()
+            context = t2.spec.get("context", False) if r.context is None else r.context
+            model = inits[r.init](context) if r.init == "scratch" else inits[r.init]()
             if cfg["f_reset_head"] and not r.init.startswith("scratch"):
                 nn.init.zeros_(model.head.weight)  # start at the identity, as every scratch row does
                 nn.init.zeros_(model.head.bias)
@@ -508,6 +549,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
             if is_main():
                 save_model(ckpt, model, recipe=r.name, seed=s, fraction=r.fraction, init=r.init)
             runs[r.name].append({"seed": s, "checkpoint": str(ckpt), "log": log, "params": count_params(model),
+                                 "context": bool(model.spec.get("context", False)),
                                  "val": evaluate_model(model, val)})
     return {"rows": {r.name: r for r in rows}, "runs": runs, "input": evaluate_model(None, val),
             "distil_logs": distil_logs, "val": val,
@@ -645,16 +687,17 @@ def sweep_points(rows: dict[str, Recipe], scores: dict[str, dict], metric: str =
 
 
 @torch.no_grad()
-def example_rows(data: dict[str, torch.Tensor], checkpoints: dict[str, Any], n: int = 4) -> dict[str, list]:
+def example_rows(data: dict[str, torch.Tensor], checkpoints: dict[str, Any], n: int = 4,
+                 target: str = "clean") -> dict[str, list]:
     """Rows for :func:`ttl.plots.image_grid`: the first ``n`` rainy inputs, each model's output (loaded from its
-    saved checkpoint) and the clean images."""
+    saved checkpoint) and the targets, labelled ``target`` (e.g. ``"streak-free target"`` for realistic rain)."""
     from .models import load_model
 
     x = data["rainy"][:n]
     rows = {"rainy input": list(x)}
     for name, path in checkpoints.items():
         rows[name] = list(load_model(path)[0](x).clamp(0, 1))
-    rows["clean"] = list(data["clean"][:n])
+    rows[target] = list(data["clean"][:n])
     return rows
 
 

@@ -25,36 +25,41 @@ import torch.nn as nn
 
 from .layouts import LayoutError, _norm, detect_layout
 from .io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, save_image
-from .metrics import METRIC_LABELS, image_metrics
+from .metrics import ALL_METRICS, METRIC_LABELS, image_metrics
 from .models import pad_to_multiple
 from .utils import resolve_device
 
 __all__ = ["derain_image", "derain_paths", "DerainReport", "evaluate_folders", "evaluation_table",
-           "save_evaluation", "WEIGHTS_DIR", "SHIPPED", "resolve_checkpoint"]
+           "save_evaluation", "WEIGHTS_DIR", "SHIPPED", "DEFAULT_MODEL", "resolve_checkpoint"]
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 SHIPPED = ("ttl", "sup-minority", "sup-full", "syn2real")  # the headline models of the committed default run
+EVALUATE_METRICS = ALL_METRICS + ("bias_y",)  # ttl evaluate: the field's four, and the output's mean brightness error
+DEFAULT_MODEL = "derain"  # the shipped deraining model (make weights, ttl.ship): weights/derain/derain.pt
 
 
 def resolve_checkpoint(checkpoint: str | os.PathLike | None, preset: str = "default") -> Path:
-    """A checkpoint argument as a file: ``None`` is the shipped ``ttl`` model (``weights/<preset>/ttl.pt``), a bare
-    name (``sup-full``) a shipped model, anything else a path. Clear errors for what does not exist."""
+    """A checkpoint argument as a file: ``None`` is the shipped deraining model (``weights/derain/derain.pt``, written
+    by ``make weights``), a bare name a shipped model (``derain``, or one of the study's :data:`SHIPPED` rows in
+    ``weights/<preset>/``), anything else a path. Clear errors for what does not exist."""
     if checkpoint is None:
-        checkpoint = "ttl"
+        checkpoint = DEFAULT_MODEL
     p = Path(checkpoint)
     # a bare name is a shipped model unless a *file* of that name exists (a folder named like one, e.g. the
     # package folder `ttl/` when run from the repository root, is not a checkpoint)
     if p.suffix == "" and not p.is_file() and p.name == str(checkpoint):
-        shipped = WEIGHTS_DIR / preset / f"{p.name}.pt"
+        folder = WEIGHTS_DIR / (DEFAULT_MODEL if p.name == DEFAULT_MODEL else preset)
+        shipped = folder / f"{p.name}.pt"
         if not shipped.is_file():
-            have = sorted(q.stem for q in (WEIGHTS_DIR / preset).glob("*.pt")) if (WEIGHTS_DIR / preset).is_dir() else []
-            raise FileNotFoundError(f"no shipped model {p.name!r} in {WEIGHTS_DIR / preset} (the study ships "
-                                    f"{', '.join(SHIPPED)}; found: {', '.join(have) or 'none, run `make study`'}); "
+            have = sorted(q.stem for q in folder.glob("*.pt")) if folder.is_dir() else []
+            hint = "run `make weights`" if p.name == DEFAULT_MODEL else "run `make study`"
+            raise FileNotFoundError(f"no shipped model {p.name!r} in {folder} (shipped: {DEFAULT_MODEL}, "
+                                    f"{', '.join(SHIPPED)}; found there: {', '.join(have) or 'none, ' + hint}); "
                                     "or pass a model file with --checkpoint PATH")
         return shipped
     if not p.is_file():
         raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist; pass a model file saved by ttl.models."
-                                f"save_model, or a shipped name ({', '.join(SHIPPED)})")
+                                f"save_model, or a shipped name ({DEFAULT_MODEL}, {', '.join(SHIPPED)})")
     return p
 
 
@@ -239,6 +244,7 @@ def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoin
     from tqdm.auto import tqdm
 
     from .models import load_model
+    from .progress import progress_bar
 
     inputs, out_str = Path(inputs), str(output)
     output = Path(output)
@@ -256,7 +262,7 @@ def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoin
         raise ValueError(f"{checkpoint}: holds a rain-recognition network (it outputs a score, not an image); "
                          "pass a restoration checkpoint (student, teacher T2 or a baseline)")
     report = DerainReport()
-    bar = tqdm(pairs, desc="derain", unit="img", disable=not progress, file=sys.stderr)
+    bar = progress_bar(pairs, desc="derain", unit="img", disable=not progress, file=sys.stderr)
     for src, dst in bar:
         try:
             out = derain_image(model, read_image(src), tile, overlap, dev)
@@ -356,11 +362,11 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
             raise ValueError(f"{out_p} is {pred.shape[2]}x{pred.shape[1]} px but its ground truth {tgt_p} is "
                              f"{gt.shape[2]}x{gt.shape[1]} px; results must have the size of the ground truth")
         try:
-            m = image_metrics(pred[None], gt[None], crop_border)
+            m = image_metrics(pred[None], gt[None], crop_border, which=EVALUATE_METRICS)
         except ValueError as e:
             raise ValueError(f"{out_p}: {e}") from None
         rows.append({"name": name, "output": str(out_p), "target": str(tgt_p), **{k: float(v) for k, v in m.items()}})
-    mean = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_LABELS}
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in EVALUATE_METRICS}
     return {"outputs": str(outputs), "targets": str(targets), "layout": layout, "crop_border": crop_border,
             "n": len(rows), "images": rows, "mean": mean}
 
@@ -369,13 +375,14 @@ def evaluation_table(result: dict) -> str:
     """A plain-text table of :func:`evaluate_folders`' result: one row per image, then the mean."""
     rows = [(r["name"], r) for r in result["images"]] + [(f"mean ({result['n']} images)", result["mean"])]
     width = max(len(n) for n, _ in rows)
-    fmt = {"psnr_y": "{:.2f}", "ssim_y": "{:.4f}", "psnr_rgb": "{:.2f}", "ssim_rgb": "{:.4f}"}
-    head = f"{'image':<{width}}  " + "  ".join(f"{v:>13}" for v in METRIC_LABELS.values())
+    fmt = {"psnr_y": "{:.2f}", "ssim_y": "{:.4f}", "psnr_rgb": "{:.2f}", "ssim_rgb": "{:.4f}", "bias_y": "{:+.2f}"}
+    labels = {**METRIC_LABELS, "bias_y": "mean ΔY"}
+    head = f"{'image':<{width}}  " + "  ".join(f"{labels[k]:>13}" for k in EVALUATE_METRICS)
     lines = [head, "-" * len(head)]
     for i, (name, r) in enumerate(rows):
         if i == len(rows) - 1:
             lines.append("-" * len(head))
-        lines.append(f"{name:<{width}}  " + "  ".join(f"{fmt[k].format(r[k]):>13}" for k in METRIC_LABELS))
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{fmt[k].format(r[k]):>13}" for k in EVALUATE_METRICS))
     return "\n".join(lines)
 
 

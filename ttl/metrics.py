@@ -9,15 +9,18 @@
 * ``crop_border`` removes that many pixels on each side first (default 0: no crop).
 
 Column names follow the convention of the tables: ``psnr_y`` (PSNR-Y), ``ssim_y`` (SSIM-Y), ``psnr_rgb``,
-``ssim_rgb``.
+``ssim_rgb``; ``bias_y`` is the mean signed error of ``Y`` in 8-bit grey levels (output minus target: negative = the
+output is darker than the target), the global brightening or darkening that PSNR alone hides.
 """
 from __future__ import annotations
 
 import torch
 
-__all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "image_metrics", "METRIC_LABELS"]
+__all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "bias_y", "rain_amount", "image_metrics", "METRIC_LABELS",
+           "ALL_METRICS", "LIGHT_RAIN_MAX"]
 
-METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB"}
+METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB",
+                 "bias_y": "mean ΔY (grey levels)"}
 
 
 def quantize(x: torch.Tensor) -> torch.Tensor:
@@ -52,6 +55,28 @@ def psnr(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool
     mse = ((x - y) ** 2).flatten(1).mean(1)
     out = 10 * torch.log10(255.0 ** 2 / mse)
     return out[0] if squeeze else out
+
+
+def bias_y(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0) -> torch.Tensor:
+    """Mean of ``Y(a) - Y(b)`` in 8-bit grey levels per image (``(B,)`` or a scalar): how much brighter (positive) or
+    darker (negative) ``a`` is than ``b`` on average, on the same quantised luma as PSNR-Y."""
+    squeeze = a.ndim == 3
+    x, y = _prep(a, b, crop_border, True)
+    out = (x - y).flatten(1).mean(1)
+    return out[0] if squeeze else out
+
+
+# public pairs whose rainy input is on average less than this many grey levels (Y) brighter than its target are
+# "light rain" in the split by rain amount (Rain100L-like); the others "heavy"
+LIGHT_RAIN_MAX = 15.0
+
+
+def rain_amount(rainy: torch.Tensor, clean: torch.Tensor) -> str:
+    """``"none"``, ``"light"`` or ``"heavy"``: the rain amount of one pair ``(3,H,W)``, from how much brighter the
+    rainy image is than its target (:func:`bias_y`; ``none`` below 0.5 grey levels, ``light`` below
+    :data:`LIGHT_RAIN_MAX`)."""
+    d = float(bias_y(rainy, clean))
+    return "none" if abs(d) < 0.5 else ("light" if d < LIGHT_RAIN_MAX else "heavy")
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
@@ -94,12 +119,13 @@ ALL_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
                   which: tuple[str, ...] = ALL_METRICS) -> dict[str, torch.Tensor]:
-    """``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or those named in ``which``) per image for batches
+    """``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or those named in ``which``, ``bias_y`` too) per image for batches
     ``(B,3,H,W)``. SSIM on RGB costs three times SSIM on Y: public benchmarks need only the Y columns."""
     fns = {"psnr_y": lambda: psnr(pred, target, crop_border, True), "ssim_y": lambda: ssim(pred, target, crop_border, True),
            "psnr_rgb": lambda: psnr(pred, target, crop_border, False),
-           "ssim_rgb": lambda: ssim(pred, target, crop_border, False)}
+           "ssim_rgb": lambda: ssim(pred, target, crop_border, False),
+           "bias_y": lambda: bias_y(pred, target, crop_border)}
     unknown = set(which) - set(fns)
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(ALL_METRICS)}")
+        raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(fns)}")
     return {k: fns[k]() for k in which}

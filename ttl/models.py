@@ -151,15 +151,37 @@ class Decoder(nn.Module):
         return outs
 
 
+class GlobalContext(nn.Module):
+    """Image-level context for a feature map: the channel means of the whole input (global average pooling), through
+    a small MLP, scale and shift every channel (FiLM). It lets a convolutional network measure *how much* rain an
+    image holds (and how much brighter the rain made it) before deciding how much to remove, instead of assuming the
+    training set's average. Starts as the identity (zero last layer)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2 * ch, ch), nn.GELU(), nn.Linear(ch, 2 * ch))
+        nn.init.zeros_(self.mlp[-1].weight)
+        nn.init.zeros_(self.mlp[-1].bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        stats = torch.cat([x.mean((-2, -1)), x.std((-2, -1))], 1)
+        gamma, beta = self.mlp(stats).chunk(2, 1)
+        return x * (1 + gamma[..., None, None]) + beta[..., None, None]
+
+
 class RestorationNet(nn.Module):
     """Encoder-decoder that predicts a residual (``output = input - net(input)``): the scattering teacher T2,
     the student, and the supervised baselines. :meth:`features` also returns every encoder and decoder feature
-    (what distillation matches). Any input size works (padding to the network's multiple, cropped back)."""
+    (what distillation matches). Any input size works (padding to the network's multiple, cropped back).
+    ``context``: a :class:`GlobalContext` on the bottleneck (whole-image statistics modulate its channels)."""
 
-    def __init__(self, width: int = 16, depth: int = 3, blocks: int = 1):
+    def __init__(self, width: int = 16, depth: int = 3, blocks: int = 1, context: bool = False):
         super().__init__()
         self.spec = {"kind": "restoration", "width": width, "depth": depth, "blocks": blocks}
+        if context:
+            self.spec["context"] = True
         self.encoder = Encoder(width, depth, blocks)
+        self.context = GlobalContext(self.encoder.channels[-1]) if context else None
         self.decoder = Decoder(self.encoder.channels, blocks)
         self.head = nn.Conv2d(width, 3, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # start as the identity (see UNet)
@@ -172,6 +194,8 @@ class RestorationNet(nn.Module):
     def features(self, x: torch.Tensor) -> dict[str, list[torch.Tensor] | torch.Tensor]:
         xp, (h, w) = pad_to_multiple(x, self.multiple)
         enc = self.encoder(xp)
+        if self.context is not None:
+            enc = [*enc[:-1], self.context(enc[-1])]
         dec = self.decoder(enc)
         out = (xp - self.head(dec[-1]))[..., :h, :w]
         return {"enc": enc, "dec": dec, "out": out}

@@ -227,7 +227,8 @@ def train_teachers(cfg: dict, seed: int, device: str, run_root, real_dir=None, c
     for name, (cls, data, step, steps, val) in jobs.items():
         run_dir = Path(run_root) / name
         torch.manual_seed(seed)
-        model = cls(width=cfg["t_width"], depth=cfg["t_depth"])
+        model = cls(width=cfg["t_width"], depth=cfg["t_depth"],
+                    **({"context": cfg["context"]} if cls is RestorationNet else {}))
         tc = TrainConfig(steps=steps, batch=cfg["t_batch"], lr=2e-3, val_every=max(1, steps // 5),
                          ckpt_every=max(1, steps // 5), seed=seed, device=device, progress=progress, desc=name)
         out[f"{name}_log"] = train(model, data, step, tc, run_dir=run_dir, validate=val, resume=resume)

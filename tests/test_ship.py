@@ -1,0 +1,94 @@
+"""The shipped deraining model (``make weights``): its data, its training (resumable), its record, and ``ttl derain``
+using it when no checkpoint is given."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import rand_img, write_png
+
+from ttl import ship
+from ttl.cli import main
+from ttl.models import count_params, load_model
+
+
+def _pairs(folder, n, seed, rain=30):
+    for i in range(n):
+        clean = rand_img(64, 72, seed=seed + i)
+        rainy = np.clip(clean.astype(int) + rain, 0, 255).astype(np.uint8)
+        write_png(folder / "norain" / f"norain-{i + 1}.png", clean)
+        write_png(folder / "rain" / f"norain-{i + 1}.png", rainy)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    for i in range(20):
+        write_png(root / "clean_scenes" / f"a_{i:02d}.png", rand_img(70, 90, seed=i))
+    _pairs(root / "paired_public" / "set_train", 4, 100)
+    _pairs(root / "paired_public" / "set_test", 3, 200)
+    (root / "paired_public" / "notes").mkdir()  # a folder in no known layout is skipped
+    for i in range(12):
+        write_png(root / "real_rainy" / f"{i:03d}.png", rand_img(80, 96, seed=300 + i))
+    return root
+
+
+TINY = {"width": 4, "depth": 2, "steps": 6, "batch": 2, "patch": 32, "photo_size": 48, "renders": 2,
+        "public_repeats": 2}
+
+
+def test_public_folders_ending_in_train_train_and_the_others_only_score(data):
+    train, test = ship.public_split(data / "paired_public")
+    assert [p.name for p in train] == ["set_train"] and [p.name for p in test] == ["set_test"]
+    pairs = ship.training_pairs({**ship.RECIPE, **TINY}, data / "clean_scenes", train)
+    assert len(pairs) == 16 * 2 + 4 * 2  # 16 training photographs x 2 renders, 4 public pairs x 2
+    assert not any("set_test" in s for s in pairs.scenes)
+    with pytest.raises(FileNotFoundError, match="no training data"):
+        ship.training_pairs(ship.RECIPE, None, [])
+
+
+def test_prenet_architecture_has_its_published_size():
+    net = ship.PReNetArch()
+    assert abs(count_params(net) - 0.17e6) < 0.005e6
+    x = torch.rand(1, 3, 20, 24)
+    assert net(x).shape == x.shape
+
+
+def test_train_write_resume_and_score(data, tmp_path):
+    out = tmp_path / "derain"
+    rec = ship.train_derainer(out, data / "clean_scenes", data / "paired_public", data / "real_rainy", TINY,
+                              device="cpu", progress=False, latency_size=64, repeats=1, figures_dir=tmp_path / "fig",
+                              bootstrap=50)
+    model, meta = load_model(out / "derain.pt")
+    assert model.spec["context"] and meta["recipe"]["steps"] == 6
+    saved = json.loads((out / "derain.json").read_text())
+    assert saved["public_test_sets"] == ["set_test"] and saved["training"]["steps"] == 6
+    rows = {(r["set"], r["model"]) for r in saved["public"]["by_rain_amount"]}
+    assert rows == {("set_test", "input"), ("set_test", "derain")}
+    assert saved["speed"]["speedup_vs_prenet"] > 0 and (tmp_path / "fig" / "real_before_after.png").is_file()
+    assert saved["figure"]["photograph"].endswith(".png")
+    # started again, a finished run is resumed, not retrained: same weights
+    again = ship.train_derainer(out, data / "clean_scenes", data / "paired_public", None, TINY, device="cpu",
+                                progress=False, latency_size=64, repeats=1, bootstrap=50)
+    assert again["training"]["time_s"] == rec["training"]["time_s"]
+    same, _ = load_model(out / "derain.pt")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.state_dict().values()))
+
+
+def test_ttl_weights_cli_and_derain_uses_the_shipped_model_by_default(data, tmp_path, monkeypatch, capsys):
+    import ttl.inference as I
+
+    weights = tmp_path / "weights"
+    args = ["weights", "--data-dir", str(data), "--out-dir", str(weights / "derain"), "--figures-dir",
+            str(tmp_path / "fig"), "--device", "cpu", "--latency-size", "64", "--repeats", "1"]
+    assert main(args + [f"-p{k}={v}" for k, v in TINY.items()] + ["-pbogus=1"]) == 2
+    assert "unknown recipe settings ['bogus']" in capsys.readouterr().err
+    assert main(args + [f"-p{k}={v}" for k, v in TINY.items()]) == 0
+    assert "derain.pt" in capsys.readouterr().out
+    monkeypatch.setattr(I, "WEIGHTS_DIR", weights)
+    assert I.resolve_checkpoint(None) == weights / "derain" / "derain.pt"
+    src = data / "real_rainy" / "000.png"
+    assert main(["derain", str(src), str(tmp_path / "out.png"), "--device", "cpu"]) == 0
+    assert "weights/derain/derain.pt" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="no shipped model 'sup-full'.*run `make study`"):
+        I.resolve_checkpoint("sup-full")
