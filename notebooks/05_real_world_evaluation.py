@@ -141,9 +141,9 @@ if public:
 # Each public set (and the test photographs with synthetic rain, light and heavy alternating) split by the rain amount
 # of the *input* (light: on average less than 15 grey levels of Y brighter than its target). For every headline model:
 # the PSNR-Y gain over the rainy input and the output's mean brightness error against the target (ΔY, grey levels;
-# negative = darker than the target), 95 % intervals over images. `sup-full-before` is `sup-full` trained as the
-# study trained it before this fix (light and heavy rain only, no context path), `sup-full-no-context` has the
-# rain-free renders but no context path: the before/after of the fix, with the same steps and data draw.
+# negative = darker than the target), 95 % intervals over images (in `by_rain_amount.csv`). `sup-full-before` is
+# `sup-full` without the darkening fix (its light and heavy renders only, no context path), `sup-full-no-context` has
+# the rain-free renders but no context path: the before/after of the fix, with the same steps.
 
 # %%
 amount_models = headline + [n for n in ("sup-full-no-context", "sup-full-before") if n in checkpoints]
@@ -152,10 +152,10 @@ amounts = E.by_rain_amount(results, amount_sets, amount_models, cfg["bootstrap"]
 E.amount_frame(amounts).to_csv(res_dir / "by_rain_amount.csv", index=False)  # with 95 % intervals
 with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
     display(E.amount_frame(amounts, wide=True))
-# how much each synthetic preset brightens the test photographs (render i is light for even i, heavy for odd i)
-syn_bias = results["input"][0]["val"]["synthetic"]["per_image"]["bias_y"]
-print(f"synthetic test rain brightens the photographs by {np.mean(syn_bias[0::2]):.1f} grey levels of Y on average "
-      f"(light preset) and {np.mean(syn_bias[1::2]):.1f} (heavy preset)")
+if clean_path:  # how much each preset brightens the test photographs (photograph i has light rain for even i)
+    syn_bias = results["input"][0]["val"]["synthetic"]["per_image"]["bias_y"]
+    print(f"synthetic test rain brightens the photographs by {np.mean(syn_bias[0::2]):.1f} grey levels of Y on "
+          f"average (light preset) and {np.mean(syn_bias[1::2]):.1f} (heavy preset)")
 
 # %% [markdown]
 # ## 4. `ttl` against each baseline, image by image

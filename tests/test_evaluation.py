@@ -149,3 +149,23 @@ def test_binding_measures_more_data_and_more_capacity_on_the_same_images():
     runs["sup-full-large"] = [{}]
     r = binding(scores, runs, n_boot=200)["sup-full-large minus sup-full"]["diff"]["synthetic"]["psnr_y"]
     assert r["high"] < 0  # a bigger network that is worse is reported as worse, not hidden
+
+
+def test_by_rain_amount_splits_by_the_inputs_brightening_and_reports_darkening():
+    """Light pairs (input < 15 grey levels brighter than the target) and heavy pairs are reported apart; a model
+    that darkens shows a negative ΔY; a set of one amount only has no 'all' line."""
+    from ttl.evaluation import amount_frame, by_rain_amount
+
+    def run(psnr, bias):
+        return [{"val": {"public/a": {"per_image": {"psnr_y": psnr, "bias_y": bias}},
+                         "public/b": {"per_image": {"psnr_y": psnr[:2], "bias_y": bias[:2]}}}}]
+
+    results = {"input": run([25.0, 26.0, 14.0, 15.0], [5.0, 8.0, 40.0, 45.0]),
+               "m": run([27.0, 27.0, 22.0, 24.0], [-6.0, -4.0, 1.0, 2.0])}
+    recs = by_rain_amount(results, ["public/a", "public/b"], ["m"], n_boot=50)
+    got = {(r["set"], r["rain"], r["model"]): r for r in recs}
+    assert got["a", "light", "m"]["gain_psnr_y"] == pytest.approx(1.5) and got["a", "light", "m"]["bias_y"] == -5.0
+    assert got["a", "heavy", "m"]["gain_psnr_y"] == pytest.approx(8.5) and got["a", "heavy", "input"]["n"] == 2
+    assert ("a", "all", "m") in got and ("b", "all", "m") not in got and ("b", "light", "m") in got
+    wide = amount_frame(recs, wide=True)
+    assert list(wide["rain"]) == ["light", "heavy", "all", "light"] and "m: gain dB (ΔY)" in wide

@@ -89,6 +89,9 @@ def test_ttl_weights_cli_and_derain_uses_the_shipped_model_by_default(data, tmp_
     assert I.resolve_checkpoint(None) == weights / "derain" / "derain.pt"
     src = data / "real_rainy" / "000.png"
     assert main(["derain", str(src), str(tmp_path / "out.png"), "--device", "cpu"]) == 0
-    assert "weights/derain/derain.pt" in capsys.readouterr().out
+    assert f"with {weights / 'derain' / 'derain.pt'}" in capsys.readouterr().out
+    # a run of another recipe is not resumed silently
+    assert main(args + [f"-p{k}={v}" for k, v in {**TINY, "steps": 7}.items()]) == 2
+    assert "--fresh" in capsys.readouterr().err
     with pytest.raises(FileNotFoundError, match="no shipped model 'sup-full'.*run `make study`"):
         I.resolve_checkpoint("sup-full")

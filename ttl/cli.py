@@ -1,5 +1,5 @@
 """The ``ttl`` command line: ``ttl study``, ``ttl data``, ``ttl stage``, ``ttl report``, ``ttl calibrate``,
-``ttl benchmark``, ``ttl derain``, ``ttl evaluate``."""
+``ttl benchmark``, ``ttl weights``, ``ttl derain``, ``ttl evaluate``."""
 from __future__ import annotations
 
 import argparse
@@ -186,8 +186,14 @@ def _weights(a: argparse.Namespace) -> int:
         print("ttl weights: no training data: run `make data` (or put ../shared/data beside the checkout), or pass "
               "--clean-dir and/or --public-dir", file=sys.stderr)
         return 2
-    rec = train_derainer(a.out_dir, clean, public, real, recipe, device=a.device, resume=not a.fresh,
-                         figures_dir=a.figures_dir, latency_size=a.latency_size, repeats=a.repeats)
+    from .engine import CheckpointError
+
+    try:
+        rec = train_derainer(a.out_dir, clean, public, real, recipe, device=a.device, resume=not a.fresh,
+                             figures_dir=a.figures_dir, latency_size=a.latency_size, repeats=a.repeats)
+    except (CheckpointError, FileNotFoundError, ValueError) as e:
+        print(f"ttl weights: error: {e}", file=sys.stderr)
+        return 2
     print(f"wrote {a.out_dir}/derain.pt and derain.json: {rec['params'] / 1e6:.3f} M parameters, trained "
           f"{rec['training']['time_s']:.0f} s; {rec['speed']['ours_s_per_mp']:.3f} s/MP on this CPU "
           f"({rec['speed']['speedup_vs_prenet']:.0f}x PReNet's architecture)")
@@ -284,7 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--threads", type=int, default=1)
     b.add_argument("--out", help="also write the numbers to this JSON file")
     b.set_defaults(fn=_benchmark)
-    r = sub.add_parser("report", help="regenerate the README's results section from results/*/default")
+    r = sub.add_parser("report", help="regenerate the README's results section from results/*/default and "
+                       "weights/derain/derain.json")
     r.add_argument("--readme", default="README.md")
     r.add_argument("--results-dir", default="results")
     r.set_defaults(fn=_report)
@@ -304,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="overlap between tiles in px; its outer quarter is discarded, so it should be about 4x the "
                    "network's receptive-field radius (default: 128)")
     d.set_defaults(fn=_derain)
-    e = sub.add_parser("evaluate", help="PSNR/SSIM of a folder of results against ground truth",
+    e = sub.add_parser("evaluate", help="PSNR/SSIM (and mean ΔY) of a folder of results against ground truth",
                        description="Score OUTPUTS against TARGETS: a folder of ground truths (matched by file stem; "
                        "rain-001.png matches norain-001.png) or a dataset root such as input/ + target/. Prints a "
                        "table (one row per image, then the mean) and writes JSON. Identical images have an "
@@ -322,7 +329,8 @@ def main(argv: list[str] | None = None) -> int:
                        "training pairs (folders *_train), score it once on the public test pairs, time it beside "
                        "PReNet's architecture, and write weights/derain/derain.pt with its record derain.json. "
                        "A killed run started again continues from its last checkpoint (--fresh starts over).")
-    w.add_argument("--data-dir", default="auto", help="the data folder (auto: data/, else ../shared/data)")
+    w.add_argument("--data-dir", default="auto",
+                   help="the data folder (auto: data/, else ../shared/data; none: only --clean-dir/--public-dir)")
     w.add_argument("--clean-dir")
     w.add_argument("--public-dir")
     w.add_argument("--real-dir", help="real rainy photographs: the first of the test split is shown before/after")

@@ -34,6 +34,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 from torch.utils.data import Dataset, default_collate
+
 from .progress import progress_bar
 from .utils import resolve_device
 

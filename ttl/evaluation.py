@@ -25,7 +25,8 @@ from .finetune import ci_text, evaluate_model
 from .metrics import ALL_METRICS, image_metrics
 from .progress import progress_bar
 
-__all__ = ["by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
+__all__ = ["by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints",
+           "evaluate_checkpoints",
            "noref_table", "latency_per_mp", "size_speed", "verdicts", "VERDICT_RULES", "score_table", "gallery_columns"]
 
 
@@ -59,16 +60,17 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     return {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
 
 
-def public_sets(public_dir, limit: int = 0, short_side: int = 0) -> dict[str, dict[str, Any]]:
+def public_sets(public_dir, limit: int = 0, short_side: int = 0, only: str | None = None) -> dict[str, dict[str, Any]]:
     """Every public paired set under ``public_dir`` (each subfolder whose layout :func:`ttl.layouts.detect_layout`
     recognises as paired), whole images: ``{set name: {"rainy": [...], "clean": [...], "manifest": ...}}``. No
     per-set code: a new folder in any known layout is picked up as it is. ``limit`` (first pairs only) and
-    ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0)."""
+    ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0). ``only``: that
+    subfolder alone."""
     from .layouts import LayoutError, PairedFolderDataset
     from .scenes import resize_short_side
 
     out = {}
-    for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir()):
+    for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir() and only in (None, p.name)):
         try:
             ds = PairedFolderDataset(d)
         except LayoutError:
@@ -149,7 +151,8 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     full-reference set of ``sets`` (``{name: {"rainy": [...], "clean": [...]}}``, any image sizes; sets that share
     their rainy list, e.g. ``realistic`` and ``realistic_clean``, are derained once), and on the ``real``
     photographs NIQE, PIQE and the rain left (:mod:`ttl.rainleft`: P(rain) when ``rain_classifier`` is given, and
-    the oriented streak energy along the rainy input's streak direction). Inference is tiled (:func:`ttl.inference.
+    the oriented streak energy along the rainy input's streak direction), and ``bias_y`` (the output's mean
+    brightness error) on every set. Inference is tiled (:func:`ttl.inference.
     derain_image`). Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
     (``result["val"][set]["per_image"][metric]``)."""
     from .inference import derain_image
@@ -289,13 +292,14 @@ def public_summary(scores: dict[str, dict], results: dict[str, list], set_names:
 
 def by_rain_amount(results: dict[str, list], set_names: list[str], models: list[str], n_boot: int = 1000,
                    seed: int = 0) -> list[dict[str, Any]]:
-    """Each model on each set of ``set_names`` (keys of the results' ``val``), over all its pairs and split by rain
-    amount (:func:`ttl.metrics.rain_amount` of the *input*: light when the rainy image is less than
-    :data:`ttl.metrics.LIGHT_RAIN_MAX` grey levels brighter than its target): the PSNR-Y gain over the rainy input
-    and the output's mean brightness error ``bias_y`` (grey levels of Y, negative = darker than the target), each a
-    mean of seed-averaged per-image values with a 95 % bootstrap interval over images. One record per (set, amount,
-    model); the input's own ``bias_y`` is how much brighter the rain made it."""
-    from .metrics import LIGHT_RAIN_MAX
+    """Each model on each set of ``set_names`` (keys of the results' ``val``), split by rain amount (the rule of
+    :func:`ttl.metrics.rain_amount` on the *input*: light when the rainy image is less than
+    :data:`ttl.metrics.LIGHT_RAIN_MAX` grey levels brighter than its target), and over all its pairs when it holds more
+    than one amount: the PSNR-Y gain over the rainy input and the output's mean brightness error ``bias_y`` (grey
+    levels of Y, negative = darker than the target), each a mean of seed-averaged per-image values with a 95 %
+    bootstrap interval over images. One record per (set, amount, model); the input's own ``bias_y`` is how much
+    brighter the rain made it."""
+    from .metrics import amount_of_bias
     from .stats import bootstrap_ci
 
     def per_image(model: str, set_name: str, metric: str) -> np.ndarray:
@@ -304,11 +308,11 @@ def by_rain_amount(results: dict[str, list], set_names: list[str], models: list[
     out = []
     for set_name in set_names:
         base_psnr, base_bias = per_image("input", set_name, "psnr_y"), per_image("input", set_name, "bias_y")
-        groups = {"all": np.ones(len(base_bias), bool), "light": (base_bias >= 0.5) & (base_bias < LIGHT_RAIN_MAX),
-                  "heavy": base_bias >= LIGHT_RAIN_MAX}
+        labels = np.array([amount_of_bias(float(d)) for d in base_bias])
+        groups = {a: labels == a for a in ("none", "light", "heavy") if (labels == a).any()}
+        if len(groups) > 1:
+            groups["all"] = np.ones(len(labels), bool)
         for amount, keep in groups.items():
-            if not keep.any() or (amount != "all" and keep.all()):
-                continue
             for model in ["input"] + [m for m in models if m in results]:
                 gain = per_image(model, set_name, "psnr_y")[keep] - base_psnr[keep]
                 bias = per_image(model, set_name, "bias_y")[keep]

@@ -13,7 +13,8 @@ row                 what it is
 ``sup-full``        the student's architecture from scratch on all pairs
 ``sup-full-large``  a teacher-sized network (``t_width``) from scratch on all pairs
 ``sup-full-no-...`` ``sup-full`` without the context path (``-no-context``), and also without the rain-free
-                    renders (``-before``: light and heavy rain only, as the study trained before the darkening fix)
+                    renders (``-before``: its light and heavy renders only, like the study's data before the
+                    darkening fix)
 ``syn2real``        Syn2Real (Yasarla, Sindagi & Patel, CVPR 2020): the minority plus unlabeled real-domain
                     images, whose latent vectors are pulled towards Gaussian-process pseudo-labels built from
                     the labeled latents (:class:`GPPseudoLabels`)
@@ -46,6 +47,7 @@ from torch.utils.data import Dataset
 from .config import folder_manifest
 from .datasets import FixedPairs, RealDomainUnlabeled, assert_unlabeled
 from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
+from .metrics import rain_amount
 from .rain import SyntheticRain
 from .scenes import SPLITS, dead_leaves, load_photo, scene_split
 from .train import evaluate_pairs
@@ -113,7 +115,11 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
       (``photo_size``), each with ``f_renders`` renders for ``train`` whose rain amount cycles through ``f_rain``
       (rain-free, light and heavy), or one render of its centre ``f_size`` crop for ``val``/``test`` (light and heavy
       alternating).
-    * neither: ``f_pairs`` procedural scenes of ``f_size`` (``f_val`` for ``val``/``test``), light and heavy rain.
+    * neither: ``f_pairs`` procedural scenes of ``f_size`` (``f_val`` for ``val``/``test``), item ``i`` with rain amount
+      ``f_rain[i % len(f_rain)]`` for ``train`` (light and heavy alternating for ``val``/``test``).
+
+    The rain amount of every pair is kept in ``.amounts`` (measured with :func:`ttl.metrics.rain_amount` for
+    ``synthetic_dir``), so that a row can train on some amounts only (``Recipe.rain``).
 
     Training sets give random ``f_patch`` crops; the scene of each pair is kept, so minorities are minorities of
     scenes."""
@@ -127,10 +133,12 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
             raise LayoutError(f"synthetic_dir={str(synthetic_dir)!r}: no pair falls in the {split!r} part (the val "
                               "split of ttl.scenes.scene_split validates, the rest trains); add more pairs")
         pairs = [load_pair(it, min_size=cfg["f_patch"]) for it in items]
-        return FixedPairs([p[0] for p in pairs], [p[1] for p in pairs], [it.scene for it in items], patch, seed,
-                          {"source": "synthetic_dir", "folder": str(synthetic_dir), "split": split,
-                           "layout": detect_layout(synthetic_dir)[0],
-                           "files": folder_manifest([it.rainy for it in items])})
+        out = FixedPairs([p[0] for p in pairs], [p[1] for p in pairs], [it.scene for it in items], patch, seed,
+                         {"source": "synthetic_dir", "folder": str(synthetic_dir), "split": split,
+                          "layout": detect_layout(synthetic_dir)[0],
+                          "files": folder_manifest([it.rainy for it in items])})
+        out.amounts = [rain_amount(p[0], p[1]) for p in pairs]  # measured: a dataset on disk has no f_rain
+        return out
     if clean_dir is not None:
         paths = split_paths(clean_dir, split, "clean_dir")
         amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
@@ -381,7 +389,7 @@ def recipes(cfg: dict) -> list[Recipe]:
         Recipe("sup-full-no-context", "scratch", 1.0, context=False,
                note="sup-full without the context path (the rain mixture kept)"),
         Recipe("sup-full-before", "scratch", 1.0, context=False, rain=("light", "heavy"),
-               note="sup-full as trained before the darkening fix: light and heavy rain only, no context path"),
+               note="sup-full without the darkening fix: its light and heavy renders only, no context path"),
         Recipe("syn2real", "scratch", f, semi=True, seeds=s,
                note="Syn2Real GP pseudo-labels on unlabeled real-domain images, same minority"),
         Recipe("t1-only", "student-t1", f, short=True, note="student distilled from T1 only"),
@@ -508,7 +516,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     if not student_path.is_file():
         raise FileNotFoundError(f"{student_path} not found: run notebook 03 first (make study, or ttl study "
                                 "--notebooks 03) or pass student_path")
-    inits: dict[str, Callable[[], nn.Module]] = {
+    inits: dict[str, Callable[..., nn.Module]] = {  # "scratch" takes the context flag
         "student": lambda: load_model(student_path)[0],
         "t2": lambda: load_model(Path(teachers_dir) / "t2.pt")[0],
         "scratch": lambda context: RestorationNet(width=cfg["s_width"], depth=t2.spec["depth"],

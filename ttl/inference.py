@@ -4,7 +4,7 @@
   blended with a linear taper, accumulated on the CPU, so memory is bounded by the tile size.
 * :func:`derain_paths` — a file or a folder (recursive, relative paths kept) to PNG files; a bad file is
   reported (name, reason, fix) and the others are still processed. Input files are never overwritten.
-* :func:`evaluate_folders` — PSNR-Y, SSIM-Y, PSNR-RGB, SSIM-RGB of a folder of results against a folder of
+* :func:`evaluate_folders` — PSNR-Y, SSIM-Y, PSNR-RGB, SSIM-RGB and mean ΔY of a folder of results against a folder of
   ground truths (matched by normalised file stem) or a public dataset root (see :func:`ttl.layouts.detect_layout`).
 
 The command line wraps these as ``ttl derain`` and ``ttl evaluate``.
@@ -105,11 +105,14 @@ def derain_image(model: nn.Module, img: torch.Tensor, tile: int | None = 512, ov
 
     With ``tile`` (rounded up to the network's multiple), the image is cut into tiles overlapping by at least
     ``overlap`` px whose outputs are blended with a linear taper (no seams) into a CPU accumulator: memory is
-    the image plus one tile's activations. Tile origins lie on the network's multiple, so tiled and whole-image
-    outputs differ only where a tile's zero-padded border reaches a pixel with non-negligible weight: the
-    outer quarter of each overlap gets weight 0, so ``overlap / 4`` should cover the network's effective
-    receptive field. The default (128, i.e. 32 px unused) keeps the trained student (width 8, depth 3) within
-    0.2/255 of the whole-image output; ``overlap=32`` leaves seams of up to ~25/255 with it.
+    the image plus one tile's activations. Tile origins lie on the network's multiple, so for a purely
+    convolutional network tiled and whole-image outputs differ only where a tile's zero-padded border reaches a
+    pixel with non-negligible weight: the outer quarter of each overlap gets weight 0, so ``overlap / 4`` should
+    cover the network's effective receptive field (the default, 128, kept a width-8, depth-3 student without a
+    context path within 0.2/255 of the whole-image output; ``overlap=32`` left seams of up to ~25/255). A network
+    with a context path (:class:`ttl.models.GlobalContext`) measures its statistics per tile, so its tiled output
+    also differs from the whole-image one wherever tiles differ in content; the blending keeps that free of seams,
+    and tiles (512 px) are still far larger than the crops it was trained on.
     ``tile=0``/``None`` runs the whole image at once. Tiny images (1x1) are padded (replicate) to the multiple.
     """
     if img.ndim != 3 or img.shape[0] != 3:

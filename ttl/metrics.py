@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "bias_y", "rain_amount", "image_metrics", "METRIC_LABELS",
-           "ALL_METRICS", "LIGHT_RAIN_MAX"]
+           "ALL_METRICS", "LIGHT_RAIN_MAX", "amount_of_bias"]
 
 METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB",
                  "bias_y": "mean ΔY (grey levels)"}
@@ -71,12 +71,15 @@ def bias_y(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0) -> torch.Tens
 LIGHT_RAIN_MAX = 15.0
 
 
-def rain_amount(rainy: torch.Tensor, clean: torch.Tensor) -> str:
-    """``"none"``, ``"light"`` or ``"heavy"``: the rain amount of one pair ``(3,H,W)``, from how much brighter the
-    rainy image is than its target (:func:`bias_y`; ``none`` below 0.5 grey levels, ``light`` below
-    :data:`LIGHT_RAIN_MAX`)."""
-    d = float(bias_y(rainy, clean))
+def amount_of_bias(d: float) -> str:
+    """``"none"``, ``"light"`` or ``"heavy"`` for a rainy image ``d`` grey levels (Y) brighter than its target on
+    average: ``none`` within 0.5 levels, ``light`` below :data:`LIGHT_RAIN_MAX`, ``heavy`` from there on."""
     return "none" if abs(d) < 0.5 else ("light" if d < LIGHT_RAIN_MAX else "heavy")
+
+
+def rain_amount(rainy: torch.Tensor, clean: torch.Tensor) -> str:
+    """The rain amount of one pair ``(3,H,W)`` (:func:`amount_of_bias` of :func:`bias_y`)."""
+    return amount_of_bias(float(bias_y(rainy, clean)))
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:

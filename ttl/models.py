@@ -152,10 +152,11 @@ class Decoder(nn.Module):
 
 
 class GlobalContext(nn.Module):
-    """Image-level context for a feature map: the channel means of the whole input (global average pooling), through
-    a small MLP, scale and shift every channel (FiLM). It lets a convolutional network measure *how much* rain an
-    image holds (and how much brighter the rain made it) before deciding how much to remove, instead of assuming the
-    training set's average. Starts as the identity (zero last layer)."""
+    """Context for a feature map from everything the network sees at once (a training crop, a tile, or a whole
+    image): the mean and standard deviation of each channel over all positions, through a small MLP, scale and shift
+    every channel (FiLM). On the bottleneck of :class:`RestorationNet` it lets the network measure *how much* rain its
+    input holds (and how much brighter the rain made it) before deciding how much to remove, instead of assuming the
+    training set's average. Starts as the identity (zero last layer). A 1x1 map has no spread: its deviation is 0."""
 
     def __init__(self, ch: int):
         super().__init__()
@@ -164,7 +165,8 @@ class GlobalContext(nn.Module):
         nn.init.zeros_(self.mlp[-1].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        stats = torch.cat([x.mean((-2, -1)), x.std((-2, -1))], 1)
+        spread = x.std((-2, -1)) if x.shape[-2] * x.shape[-1] > 1 else torch.zeros_like(x[..., 0, 0])
+        stats = torch.cat([x.mean((-2, -1)), spread], 1)
         gamma, beta = self.mlp(stats).chunk(2, 1)
         return x * (1 + gamma[..., None, None]) + beta[..., None, None]
 

@@ -12,13 +12,22 @@ class _LineStream:
     """A text stream for tqdm writing to a log: every refresh becomes a line of its own (tqdm redraws a terminal line
     with carriage returns, which a log file keeps as one ever-growing line)."""
 
-    def __init__(self, stream):
-        self.stream = stream
+    def __init__(self, stream, interval: float = 0.0):
+        self.stream, self.interval, self.last, self.pending = stream, interval, float("-inf"), ""
 
     def write(self, s: str) -> None:
+        """Keep at most one line per ``interval`` seconds (a forced refresh, e.g. ``set_postfix``, included); the
+        bar's final state (written with a newline when it closes) always goes out."""
+        import time
+
+        closing = s.endswith("\n") and s.strip("\r\n") == ""
         s = s.replace("\r", "").strip("\n")
         if s.strip():
-            self.stream.write(s + "\n")
+            self.pending = s
+        now = time.monotonic()
+        if self.pending and (closing or now - self.last >= self.interval):
+            self.stream.write(self.pending + "\n")
+            self.pending, self.last = "", now
 
     def flush(self) -> None:
         self.stream.flush()
@@ -41,7 +50,8 @@ def progress_bar(iterable=None, **kwargs):
     stream = kwargs.pop("file", None) or sys.stderr
     isatty = getattr(stream, "isatty", lambda: False)()
     if not isatty and not _in_kernel():
-        kwargs.update(file=_LineStream(stream), mininterval=max(kwargs.get("mininterval", 0.1), LOG_INTERVAL_S),
+        interval = max(kwargs.get("mininterval", 0.1), LOG_INTERVAL_S)
+        kwargs.update(file=_LineStream(stream, interval), mininterval=interval, maxinterval=interval,
                       dynamic_ncols=False, ncols=kwargs.get("ncols", 100), ascii=True)
         from tqdm import tqdm as plain  # not the notebook widget outside a kernel
 

@@ -1,7 +1,8 @@
 """Build the README's results section from the files the study wrote (never typed by hand).
 
 ``ttl report`` replaces the text between ``<!-- results:start -->`` and ``<!-- results:end -->`` in
-``README.md`` with tables generated from ``results/*/default/metrics.json``."""
+``README.md`` with tables generated from ``results/*/default/metrics.json``, ``results/*.json`` and the shipped
+deraining model's record ``weights/derain/derain.json``."""
 from __future__ import annotations
 
 import json
@@ -9,10 +10,12 @@ from pathlib import Path
 
 from .experiments import gap_experiment_table
 from .finetune import ci_text
+from .metrics import LIGHT_RAIN_MAX
+from .ship import PRENET
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-__all__ = ["results_markdown", "update_readme"]
+__all__ = ["results_markdown", "update_readme", "shipped_section"]
 
 
 def _markdown_table(df) -> list[str]:
@@ -189,17 +192,22 @@ def shipped_section(rec: dict) -> list[str]:
               if k not in ("clean_dir", "pairs", "scenes") and isinstance(v, dict) and "repeats" in v]
     out = [f"### The shipped deraining model (`weights/derain/derain.pt`, `make weights`, revision "
            f"`{rec['git_revision'][:12]}`)", "",
-           f"A {rec['spec']['width']}-channel, depth-{rec['spec']['depth']} restoration network with the context path "
+           f"A {rec['spec']['width']}-channel, depth-{rec['spec']['depth']} restoration network "
+           f"{'with' if rec['spec'].get('context') else 'without'} the context path "
            f"({rec['params'] / 1e6:.3f} M parameters, {rec['gflops_256']:.2f} GFLOPs at 256²), trained from scratch for "
            f"{t['steps']} steps (batch {r['batch']}, {r['patch']} px crops, {r['loss'].upper()} loss, lr {r['lr']:g}) in "
            f"**{t['time_s'] / 60:.1f} min** on {t['threads']} {t['device'].upper()} threads, on "
            + "; ".join(parts) + f" ({t['pairs']} pairs in all). Scored once on the public test pairs "
-           f"({', '.join(rec['public_test_sets'])}), which it never saw; PSNR-Y gain over the rainy input [95 % CI "
-           "over images] and the output's mean ΔY against the target (grey levels; negative = darker):", ""]
+           f"({', '.join(rec['public_test_sets'])}), which it never saw"
+           + (f" ({', '.join(rec['calibration_sets'])}: its rain layers calibrated the synthetic light preset's streak "
+              "shapes)" if rec.get("calibration_sets") else "")
+           + "; PSNR-Y gain over the rainy input [95 % CI over images] and the output's mean ΔY against the target "
+           "(grey levels; negative = darker):", ""]
     out += _amount_lines(rec["public"].get("by_rain_amount", []), [rec["model"]])
     out += ["", f"Speed (tiled inference, {sp['size']}² image, median of {sp['repeats']}, {sp['threads']} threads): "
-            f"**{sp['ours_s_per_mp']:.3f} s/MP**. PReNet (0.17 M parameters; 37.6 dB PSNR-Y on Rain100L with its "
-            f"official weights) takes about 2.2 s per 480×320 image on 2 CPU cores, "
+            f"**{sp['ours_s_per_mp']:.3f} s/MP**. PReNet ({PRENET['params_m']} M parameters; "
+            f"{PRENET['rain100l_psnr_y']} dB PSNR-Y on Rain100L with its official weights) takes about "
+            f"{PRENET['s_per_480x320_2cpu']} s per 480×320 image on 2 CPU cores, "
             f"{sp['prenet_published_s_per_mp']:.1f} s/MP: ours is **{sp['speedup_vs_prenet_published']:.0f}x** faster; "
             f"its architecture timed here the same way as ours: {sp['prenet_arch_s_per_mp']:.2f} s/MP "
             f"({sp['speedup_vs_prenet']:.0f}x).", ""]
@@ -241,12 +249,14 @@ def _evaluation_section(m: dict) -> list[str]:
     amounts = m.get("by_rain_amount") or []
     if amounts:
         out += ["", "**Light rain and heavy rain** (each set split by the input's rain amount: light = on average less "
-                "than 15 grey levels of Y brighter than its target): PSNR-Y gain over the input [95 % CI over images] "
-                "and the output's mean ΔY against the target (grey levels; negative = darker). `sup-full-before` is "
-                "`sup-full` trained as before the fix (light and heavy rain only, no context path):", ""]
+                f"than {LIGHT_RAIN_MAX:g} grey levels of Y brighter than its target): PSNR-Y gain over the input [95 % CI "
+                "over images] and the output's mean ΔY against the target (grey levels; negative = darker). "
+                "`sup-full-before` is `sup-full` without the darkening fix (its light and heavy renders only, no context "
+                "path), `sup-full-no-context` without the context path:", ""]
         out += _amount_lines([r for r in amounts if r["rain"] != "all" or not any(
             q["set"] == r["set"] and q["rain"] != "all" for q in amounts)],
-            [x for x in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-full-before")])
+            [x for x in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-full-no-context",
+                         "sup-full-before")])
     out += ["", "`ttl` minus each baseline, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
             "| baseline | " + " | ".join(labels[d] for d in sets) + " |", "|---|" + "---|" * len(sets)]
     for b in head[2:]:
