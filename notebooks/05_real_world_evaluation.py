@@ -14,7 +14,7 @@
 # %% [markdown]
 # # 05 — Real-world evaluation and the verdicts
 #
-# *Task transfer learning for image deraining*, notebook 5 of 5. Design: [`docs/design.md`](../docs/design.md) §7. Claims C1–C4.
+# *Task transfer learning for image deraining*, notebook 5 of 5. Design: `STUDY.md` §7. Claims C1–C4.
 #
 # Every model of notebook 04 (every seed) on data no training step saw:
 #
@@ -59,7 +59,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
@@ -137,27 +136,6 @@ if public:
     fig = plots.plot_public(public_scores, fig_dir / "public_pairs.png", models=["input"] + headline)
 
 # %% [markdown]
-# ### Light rain and heavy rain: does each model remove as much as there is?
-# Each public set (and the test photographs with synthetic rain, light and heavy alternating) split by the rain amount
-# of the *input* (light: on average less than 15 grey levels of Y brighter than its target). For every headline model:
-# the PSNR-Y gain over the rainy input and the output's mean brightness error against the target (ΔY, grey levels;
-# negative = darker than the target), 95 % intervals over images (in `by_rain_amount.csv`). `sup-full-before` is
-# `sup-full` without the darkening fix (its light and heavy renders only, no context path), `sup-full-no-context` has
-# the rain-free renders but no context path: the before/after of the fix, with the same steps.
-
-# %%
-amount_models = headline + [n for n in ("sup-full-no-context", "sup-full-before") if n in checkpoints]
-amount_sets = [k for k in sets if k.startswith("public/")] + ["synthetic"]
-amounts = E.by_rain_amount(results, amount_sets, amount_models, cfg["bootstrap"], seed)
-E.amount_frame(amounts).to_csv(res_dir / "by_rain_amount.csv", index=False)  # with 95 % intervals
-with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 250):
-    display(E.amount_frame(amounts, wide=True))
-if clean_path:  # how much each preset brightens the test photographs (photograph i has light rain for even i)
-    syn_bias = results["input"][0]["val"]["synthetic"]["per_image"]["bias_y"]
-    print(f"synthetic test rain brightens the photographs by {np.mean(syn_bias[0::2]):.1f} grey levels of Y on "
-          f"average (light preset) and {np.mean(syn_bias[1::2]):.1f} (heavy preset)")
-
-# %% [markdown]
 # ## 4. `ttl` against each baseline, image by image
 # `ttl` minus the baseline (positive = `ttl` better): mean of the per-image differences (seed-averaged) with a
 # bootstrap 95 % interval and the Wilcoxon signed-rank p-value, and the interval over seed-matched differences.
@@ -201,7 +179,7 @@ display(nr if real else "no real photographs given (real_dir=None)")
 # %%
 shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in checkpoints]
 cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, sets["realistic"]["rainy"][:3], str(dev),
-                         clean=sets["realistic"]["clean"][:3], target="streak-free target")
+                         clean=sets["realistic"]["clean"][:3])
 fig = plots.gallery(cols, fig_dir / "gallery_realistic.png")
 if real_path:
     full = E.real_gallery_images(real_path, gallery_photos)
@@ -243,8 +221,7 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()
               if not dom.startswith("public/")} for n in scores}
-metrics = {"models": models, "public": public_scores, "by_rain_amount": amounts, "comparisons": comparisons,
-           "binding": binds, "noref": noref,
+metrics = {"models": models, "public": public_scores, "comparisons": comparisons, "binding": binds, "noref": noref,
            "rain_measures": rain_measures, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
            "real_photographs": real_names,
            "per_image": {n: {dom: {k: v for k, v in s.items() if k.endswith("per_image")} for dom, s in scores[n].items()}
