@@ -166,11 +166,7 @@ def train_derainer(out_dir: str | Path = SHIP_DIR, clean_dir=None, public_dir=No
         if before != json.loads(json.dumps(rc)):
             raise ValueError(f"{run_dir} holds a run of another recipe ({recipe_file}); start over with `ttl weights "
                              "--fresh` (or pass the same settings) instead of resuming it")
-    if not resume:
-        import shutil
-
-        shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)  # a fresh run's stale checkpoints are cleared by the engine
     write_json(recipe_file, rc)
     dev = str(resolve_device(device))
     public_train, public_test = public_split(public_dir) if public_dir else ([], [])
