@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -27,8 +29,9 @@
 #    Photoshop-style recipe of Rain100L/H and Rain13K (`ttl.rain.SyntheticRain`, light and heavy), whose presets
 #    are calibrated on the exact rain layers of public *training* pairs (section 2);
 # 2. **realistic**: the same crops + our physically motivated renderer (`ttl.rain.RealisticRain`), calibrated
-#    on one half of the real photographs (`ttl calibrate`);
-# 3. **real**: real rainy photographs (`real_dir`): the *held-out* half, never seen by the calibration.
+#    on the train split of the real photographs (`ttl calibrate`);
+# 3. **real**: real rainy photographs (`real_dir`): the *held-out* val and test splits, never seen by the calibration
+#    (the same photographs notebook 05 scores the models on; nothing here shapes a model or a choice).
 #
 # Real photographs are never shown here unless `show_real_examples=True` (their copyright is unknown); only
 # statistics computed from them are.
@@ -58,10 +61,11 @@ c2_n_test = None
 import time
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import report
 from ttl import gap, plots
 from ttl.calibrate import synthetic_calibration_report
 from ttl.experiments import gap_experiment_table, synthetic_to_real_gap
@@ -238,3 +242,11 @@ manifest["data_source"] = C.data_source(clean_dir=clean_path, real_dir=real_path
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} and figures in {fig_dir} ({record['wall_time_s']:.0f} s)")
+
+# %% [markdown]
+# ## What we found
+# Generated from this run's record (`ttl.report.findings`): the same text as this notebook's part of the README's
+# results section, every number read from `metrics.json`.
+
+# %%
+display(Markdown(report.findings(record)))

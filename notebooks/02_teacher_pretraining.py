@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -50,10 +52,11 @@ t_scenes = None
 import time
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import report
 from ttl import plots
 from ttl.models import count_flops, count_params, save_model
 from ttl.stats import auc_ci, bootstrap_ci
@@ -118,7 +121,7 @@ rows += [
 ]
 table = pd.DataFrame(rows)
 table.to_csv(res_dir / "teacher_metrics.csv", index=False)
-display(table)
+display(table.round(3))
 
 # %% [markdown]
 # ## 3. Sizes, and the teachers for notebook 03
@@ -126,7 +129,7 @@ display(table)
 # %%
 sizes = {name: {"params": count_params(out[name]), "gflops_256": count_flops(out[name], 256) / 1e9}
          for name in ("t1", "t2")}
-display(pd.DataFrame(sizes).T)
+display(pd.DataFrame(sizes).T.astype({"params": int}).round(3))
 for name in ("t1", "t2"):
     save_model(res_dir / "checkpoints" / f"{name}.pt", out[name], preset=preset, seed=seed, revision=revision)
 
@@ -140,3 +143,11 @@ manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")
+
+# %% [markdown]
+# ## What we found
+# Generated from this run's record (`ttl.report.findings`): the same text as this notebook's part of the README's
+# results section, every number read from `metrics.json`.
+
+# %%
+display(Markdown(report.findings(record)))

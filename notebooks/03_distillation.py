@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -43,10 +45,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import report
 from ttl import plots
 from ttl.distill import run_distillation
 from ttl.models import count_flops, count_params, save_model
@@ -111,3 +114,11 @@ manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")
+
+# %% [markdown]
+# ## What we found
+# Generated from this run's record (`ttl.report.findings`): the same text as this notebook's part of the README's
+# results section, every number read from `metrics.json`.
+
+# %%
+display(Markdown(report.findings(record)))

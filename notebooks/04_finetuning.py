@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -76,10 +78,11 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import report
 from ttl import finetune as FT
 from ttl import plots
 from ttl.metrics import METRIC_LABELS
@@ -213,3 +216,11 @@ if "sup-minority" in comparisons:
         verdict = "better" if r["low"] > 0 else ("worse" if r["high"] < 0 else "not distinguishable")
         print(f"{dom}: ttl minus sup-minority PSNR-Y {r['mean_diff']:+.2f} dB [{r['low']:+.2f}, {r['high']:+.2f}] "
               f"-> ttl is {verdict}")
+
+# %% [markdown]
+# ## What we found
+# Generated from this run's record (`ttl.report.findings`): the same text as this notebook's part of the README's
+# results section, every number read from `metrics.json`.
+
+# %%
+display(Markdown(report.findings(record)))

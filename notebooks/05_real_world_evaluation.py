@@ -5,6 +5,8 @@
 #     text_representation:
 #       extension: .py
 #       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -14,7 +16,7 @@
 # %% [markdown]
 # # 05 — Real-world evaluation and the verdicts
 #
-# *Task transfer learning for image deraining*, notebook 5 of 5. Design: `STUDY.md` §7. Claims C1–C4.
+# *Task transfer learning for image deraining*, notebook 5 of 5. Design: [`docs/design.md`](../docs/design.md) §7. Claims C1–C4.
 #
 # Every model of notebook 04 (every seed) on data no training step saw:
 #
@@ -59,12 +61,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import report
 from ttl import evaluation as E
 from ttl import finetune as FT
 from ttl import plots
@@ -84,6 +88,10 @@ res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 checkpoints = E.finetuned_checkpoints(ft_dir)
 niqe_model = load_official_niqe_params(niqe_params) if niqe_params else default_niqe_model()
 headline = [n for n in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real") if n in checkpoints]
+# scored on the public pairs and the real photographs too; the ablations and the sweep on the test photographs only
+extended = headline + [n for n in ("sup-full-no-context", "sup-full-before") if n in checkpoints]
+pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+              "display.max_colwidth", None)  # tables are shown whole; the long ones are summarised, CSVs hold all
 print(f"preset={preset} device={dev} models={list(checkpoints)}\nclean_dir={clean_path} real_dir={real_path} "
       f"public_dir={public_path} real_paired_dir={paired_path}")
 
@@ -108,18 +116,20 @@ print({k: len(v["rainy"]) for k, v in sets.items()}, f"{len(real)} real photogra
 
 # %%
 results = E.evaluate_checkpoints(checkpoints, sets, real, str(dev), niqe_model=niqe_model,
-                                 rain_classifier=classifier)
+                                 rain_classifier=classifier, extended=extended)
 scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in results.items()}
 
 # %% [markdown]
 # ## 2. Full-reference results on photographs with rendered rain
 # Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). `input` is the
-# rainy image itself.
+# rainy image itself. Shown: the input and the headline rows on the test photographs; every row, every set and
+# the RGB columns are in `test_results.csv`.
 
 # %%
 table = E.score_table(scores)
 table.to_csv(res_dir / "test_results.csv", index=False)
-display(table[~table["test set"].str.startswith("public/")])
+display(table[table["model"].isin(["input"] + headline) & ~table["test set"].str.startswith(("public/", "bundled"))]
+      [["model", "test set", "seeds", "PSNR-Y (dB)", "SSIM-Y"]])
 
 # %% [markdown]
 # ## 3. Public pairs
@@ -134,6 +144,26 @@ public_table.to_csv(res_dir / "public_results.csv", index=False)
 display(public_table)
 if public:
     fig = plots.plot_public(public_scores, fig_dir / "public_pairs.png", models=["input"] + headline)
+
+# %% [markdown]
+# ### Light rain and heavy rain: does each model remove as much as there is?
+# Each public set (and the test photographs with synthetic rain, light and heavy alternating) split by the rain amount
+# of the *input* (light: on average less than 15 grey levels of Y brighter than its target). For every headline model:
+# the PSNR-Y gain over the rainy input and the output's mean brightness error against the target (ΔY, grey levels;
+# negative = darker than the target), 95 % intervals over images (in `by_rain_amount.csv`). `sup-full-before` is
+# `sup-full` without the darkening fix (its light and heavy renders only, no context path), `sup-full-no-context` has
+# the rain-free renders but no context path: the before/after of the fix, with the same steps.
+
+# %%
+amount_models = extended
+amount_sets = [k for k in sets if k.startswith("public/")] + ["synthetic"]
+amounts = E.by_rain_amount(results, amount_sets, amount_models, cfg["bootstrap"], seed)
+E.amount_frame(amounts).to_csv(res_dir / "by_rain_amount.csv", index=False)  # with 95 % intervals
+display(E.amount_frame(amounts, wide=True))
+if clean_path:  # how much each preset brightens the test photographs (photograph i has light rain for even i)
+    syn_bias = results["input"][0]["val"]["synthetic"]["per_image"]["bias_y"]
+    print(f"synthetic test rain brightens the photographs by {np.mean(syn_bias[0::2]):.1f} grey levels of Y on "
+          f"average (light preset) and {np.mean(syn_bias[1::2]):.1f} (heavy preset)")
 
 # %% [markdown]
 # ## 4. `ttl` against each baseline, image by image
@@ -179,7 +209,7 @@ display(nr if real else "no real photographs given (real_dir=None)")
 # %%
 shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in checkpoints]
 cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, sets["realistic"]["rainy"][:3], str(dev),
-                         clean=sets["realistic"]["clean"][:3])
+                         clean=sets["realistic"]["clean"][:3], target="streak-free target")
 fig = plots.gallery(cols, fig_dir / "gallery_realistic.png")
 if real_path:
     full = E.real_gallery_images(real_path, gallery_photos)
@@ -221,7 +251,8 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()
               if not dom.startswith("public/")} for n in scores}
-metrics = {"models": models, "public": public_scores, "comparisons": comparisons, "binding": binds, "noref": noref,
+metrics = {"models": models, "public": public_scores, "by_rain_amount": amounts, "comparisons": comparisons,
+           "binding": binds, "noref": noref,
            "rain_measures": rain_measures, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
            "real_photographs": real_names,
            "per_image": {n: {dom: {k: v for k, v in s.items() if k.endswith("per_image")} for dom, s in scores[n].items()}
@@ -246,3 +277,11 @@ pre_s = (sum(m02["logs"][t]["time_s"] for t in ("t1", "t2")) if m02 else 0) + (m
 shipped = E.ship_weights(checkpoints, SHIPPED, Path(weights_dir or Path(results_dir).parent / "weights") / preset,
                          preset, revision, record("04_finetuning"), scores, public_scores, pre_s)
 print("shipped:", [str(p) for p in shipped])
+
+# %% [markdown]
+# ## What we found
+# Generated from this run's record (`ttl.report.findings`): the same text as this notebook's part of the README's
+# results section, every number read from `metrics.json`.
+
+# %%
+display(Markdown(report.findings(record_)))

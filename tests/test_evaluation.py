@@ -7,6 +7,7 @@ import torch
 
 from conftest import rand_img, write_png
 from ttl import evaluation as E
+from ttl import finetune as FT
 from ttl.config import resolve_config
 from ttl.io import list_images
 from ttl.models import RestorationNet, save_model
@@ -64,6 +65,23 @@ def test_every_checkpoint_is_scored_on_every_set_and_real_photo(tmp_path):
     assert nr["input"]["streak_energy"]["removed_pooled"] in (0, None)  # None: random images hold no streaks
     speed = E.size_speed(ck, size=64, repeats=1)
     assert len(speed) == 2 and (speed["CPU s/MP"] > 0).all()  # two architectures
+
+
+def test_models_outside_extended_skip_the_public_sets_and_real_photos(tmp_path):
+    ck = E.finetuned_checkpoints(_ckpt_dir(tmp_path))
+    x = [torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    sets = {"synthetic": {"rainy": x, "clean": x[::-1]}, "public/a": {"rainy": x, "clean": x[::-1]}}
+    real = [torch.rand(3, 200, 200, generator=torch.Generator().manual_seed(2))]
+    res = E.evaluate_checkpoints(ck, sets, real, "cpu", tile=32, overlap=8, progress=False, extended=["ttl"])
+    assert set(res["ttl"][0]["val"]) == set(res["input"][0]["val"]) == {"synthetic", "public/a"}
+    assert set(res["sup-full"][0]["val"]) == {"synthetic"} and "noref" not in res["sup-full"][0]
+    assert "noref" in res["ttl"][0] and "noref" in res["input"][0]
+    scores = {n: FT.model_scores(r, 20, 0) for n, r in res.items()}
+    c = FT.compare(scores, res, "ttl", "sup-full", 20, 0)
+    assert set(c) == {"synthetic"}  # compared where both were scored
+    pub = E.public_summary(scores, res, ["a"], 20, 0)
+    assert set(pub["a"]) == {"input", "ttl"}
+    assert set(E.noref_table(res, list(ck), 20, 0)) == {"input", "ttl"}
 
 
 def _cmp(low, high, mean=None):

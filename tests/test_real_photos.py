@@ -33,3 +33,21 @@ def test_calibration_never_used_the_held_out_half(real_dir):
     cal, held = real_split(list_images(real_dir), digests)
     assert len(cal) > 0 and len(held) > 0
     assert not ({p.name for p in cal} & {p.name for p in held})
+
+
+def test_calibration_used_the_train_split_only():
+    """No photograph that scores a model (val and test splits) shaped the realistic renderer: the committed record's
+    calibration files are exactly the train split of the photographs it lists, and it lists the others."""
+    import json
+    from pathlib import Path
+
+    from ttl.rain import CALIBRATION_FILE
+    from ttl.scenes import split_files
+
+    rec = json.loads(CALIBRATION_FILE.read_text())
+    cal = {f["file"] for f in rec["calibration_files"]}
+    held = {f["file"] for f in rec["held_out_files"]}
+    parts = split_files([Path(n) for n in cal | held])
+    assert cal == {p.name for p in parts["train"]}, "calibration files outside the train split: run make calibrate"
+    assert held == {p.name for p in parts["val"] + parts["test"]} and held
+    assert "train split" in rec["procedure"]

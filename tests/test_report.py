@@ -1,6 +1,10 @@
 """The README's results block is generated from the committed run records, and is current."""
 from conftest import ROOT
-from ttl.report import END, START, results_markdown, update_readme
+import json
+
+import pytest
+
+from ttl.report import END, SECTIONS, START, findings, results_markdown, update_readme
 
 
 def test_readme_results_block_matches_the_committed_results():
@@ -16,3 +20,16 @@ def test_update_readme_replaces_only_the_block(tmp_path):
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("outro\n") and "old numbers" not in text
     assert not update_readme(readme, tmp_path / "results")  # idempotent
+
+
+def test_each_notebook_findings_are_its_readme_part():
+    """The "What we found" cell of each notebook is built from its record and is the README's text for it."""
+    readme = results_markdown(ROOT / "results")
+    for nb in SECTIONS:
+        p = ROOT / "results" / nb / "default" / "metrics.json"
+        if not p.is_file():
+            continue
+        text = findings(json.loads(p.read_text()))
+        assert text.strip() and text.strip() in readme, nb
+    with pytest.raises(ValueError, match="no findings section"):
+        findings({"notebook": "99_unknown"})

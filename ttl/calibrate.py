@@ -2,13 +2,14 @@
 ("Photoshop") presets against the exact rain layers of public synthetic training pairs.
 
 The objective is the mean, over the gap statistics of :mod:`ttl.gap`, of the standardised 1-Wasserstein
-distance between realistic renders (bundled photographs + realistic rain) and the *calibration half* of the
-real photographs (each distance capped at 5 so that one statistic cannot dominate). The search is a simple
+distance between realistic renders (bundled photographs + realistic rain) and the *train split* of the real
+photographs (:func:`ttl.scenes.split_files`; each distance capped at 5 so that one statistic cannot dominate). The search is a simple
 (1+λ) evolution strategy on log-scale factors applied to the renderer's parameter ranges, with common random
 numbers (the same crops and seeds for every candidate), so that differences between candidates are not noise.
 
-The other half of the photographs is never looked at here: notebook 01 and the tests measure the calibrated
-renderer on it. The result (config, search trace, file digests of both halves) is written to
+The val and test photographs are never looked at here (they score the models in notebook 05): notebook 01 and the
+tests measure the calibrated renderer on them. The result (config, search trace, file digests of both parts) is
+written to
 ``ttl/calibration.json``, which :func:`ttl.rain.calibrated_realistic_config` reads.
 
 The synthetic presets (:func:`calibrate_synthetic`) are fitted the same way, on what public synthetic sets really
@@ -177,7 +178,7 @@ def _calibrate(real_dir, size, n, iterations, offspring, seed, out, base, progre
     record = {
         "procedure": "ttl.calibrate: (1+lambda) evolution strategy on log-scale factors of the realistic renderer's "
                      "ranges; objective = mean standardised W1 (capped at 5) over the gap statistics, against the "
-                     "calibration half of the real photographs",
+                     "train split of the real photographs (ttl.scenes.split_files)",
         "settings": {"size": size, "n": n, "iterations": iterations, "offspring": offspring, "seed": seed},
         "objective_start": trace[0]["objective"],
         "objective": best_obj,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 import numpy as np
 import torch
@@ -145,15 +145,17 @@ def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
 
 def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dict[str, list[torch.Tensor]]],
                          real: list[torch.Tensor] | None = None, device: str = "cpu", tile: int = 512,
-                         overlap: int = 128, niqe_model=None, rain_classifier=None, progress: bool = True
-                         ) -> dict[str, list[dict[str, Any]]]:
+                         overlap: int = 128, niqe_model=None, rain_classifier=None, progress: bool = True,
+                         extended: Collection[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Score every checkpoint (and the rainy input itself, ``"input"``): PSNR/SSIM (Y and RGB, per image) on each
     full-reference set of ``sets`` (``{name: {"rainy": [...], "clean": [...]}}``, any image sizes; sets that share
     their rainy list, e.g. ``realistic`` and ``realistic_clean``, are derained once), and on the ``real``
     photographs NIQE, PIQE and the rain left (:mod:`ttl.rainleft`: P(rain) when ``rain_classifier`` is given, and
     the oriented streak energy along the rainy input's streak direction), and ``bias_y`` (the output's mean
     brightness error) on every set. Inference is tiled (:func:`ttl.inference.
-    derain_image`). Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
+    derain_image`). ``extended``: the models scored on the public sets (``public/...``) and the ``real`` photographs
+    too (None: every model; the input always is); the others are scored on the remaining sets only, which saves
+    most of the time for ablations. Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
     (``result["val"][set]["per_image"][metric]``)."""
     from .inference import derain_image
     from .models import load_model
@@ -172,7 +174,10 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
 
         derained: dict[int, list[torch.Tensor]] = {}
         res: dict[str, Any] = {}
+        full = path is None or extended is None or name in extended
         for set_name, s in sets.items():
+            if not full and set_name.startswith("public/"):
+                continue
             if id(s["rainy"]) not in derained:
                 derained[id(s["rainy"])] = run(s["rainy"])
             vals: dict[str, list[float]] = {}
@@ -183,7 +188,7 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
                     vals.setdefault(k, []).append(float(v[0]))
             res[set_name] = {**{k: float(np.mean(v)) for k, v in vals.items()}, "per_image": vals}
         entry = {"checkpoint": str(path) if path else None, "val": res}
-        if real:
+        if real and full:
             outs = run(real)
             entry["noref"] = noref_scores(outs, niqe_model)
             entry["noref"]["streak_energy"] = [streak_energy(y, direction=d) for y, d in zip(outs, directions)]
@@ -278,6 +283,8 @@ def public_summary(scores: dict[str, dict], results: dict[str, list], set_names:
         key = f"public/{name}"
         out[name] = {}
         for model, s in scores.items():
+            if key not in s:  # a model scored on the study's own test sets only
+                continue
             v = s[key]
             entry = {"psnr_y": v["psnr_y"], "ssim_y": v["ssim_y"], "n": len(v["psnr_y_per_image"]),
                      "psnr_y_ci_images": v["psnr_y_ci_images"], "ssim_y_ci_images": v["ssim_y_ci_images"],

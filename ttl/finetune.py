@@ -613,13 +613,14 @@ def model_scores(runs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[st
 def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str, n_boot: int = 1000,
             seed: int = 0) -> dict[str, dict[str, Any]]:
     """``a`` minus ``b`` per domain and metric (PSNR-Y, SSIM-Y): paired by image (seed-averaged values; bootstrap
-    interval and Wilcoxon p) and paired by seed where both rows have the same seeds (t-interval over seeds)."""
+    interval and Wilcoxon p) and paired by seed where both rows have the same seeds (t-interval over seeds), on
+    every set both rows were scored on."""
     import numpy as np
 
     from .stats import paired_bootstrap
 
     out: dict[str, dict[str, Any]] = {}
-    for dom in scores[a]:
+    for dom in [d for d in scores[a] if d in scores[b]]:  # the sets both rows were scored on
         out[dom] = {}
         for m in ("psnr_y", "ssim_y"):
             r = paired_bootstrap(scores[a][dom][f"{m}_per_image"], scores[b][dom][f"{m}_per_image"], n_boot, seed=seed)

@@ -188,13 +188,16 @@ def image_statistics(img: torch.Tensor, native: torch.Tensor | None = None, rain
 
 # ------------------------------------------------------------------------------------- domain pipelines
 def real_split(paths: list, calibration_digests: set[str] | None = None) -> tuple[list, list]:
-    """Split real photographs into (calibration, held-out). Files whose SHA-256 is in
-    ``calibration_digests`` are calibration files; with no digests, even positions of the sorted list are."""
+    """Split real photographs into (calibration, held-out). Files whose SHA-256 is in ``calibration_digests`` are
+    calibration files; with no digests, the ``train`` split of :func:`ttl.scenes.split_files` is, so that no
+    photograph of the val and test splits (the ones that score the models in notebook 05) shapes the renderer."""
     from .config import file_digest
+    from .scenes import split_files
 
     paths = sorted(paths)
     if calibration_digests is None:
-        return paths[0::2], paths[1::2]
+        parts = split_files(paths)
+        return parts["train"], sorted(parts["val"] + parts["test"])
     cal = [p for p in paths if file_digest(p) in calibration_digests]
     held = [p for p in paths if file_digest(p) not in calibration_digests]
     return cal, held

@@ -15,7 +15,7 @@ from .ship import PRENET
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 
-__all__ = ["results_markdown", "update_readme", "shipped_section"]
+__all__ = ["results_markdown", "update_readme", "shipped_section", "findings"]
 
 
 def _markdown_table(df) -> list[str]:
@@ -305,18 +305,25 @@ def _evaluation_section(m: dict) -> list[str]:
     return out
 
 
+SECTIONS = {"01_statistical_gap_analysis": _gap_section, "02_teacher_pretraining": _teacher_section,
+            "03_distillation": _distill_section, "04_finetuning": _finetune_section,
+            "05_real_world_evaluation": _evaluation_section}  # notebook -> its part of the results
+
+
+def findings(record: dict) -> str:
+    """A notebook's "What we found" cell: its part of the results (the same text as in the README), built from its
+    run record (``metrics.json``: claims, numbers, intervals)."""
+    name = record.get("notebook")
+    if name not in SECTIONS:
+        raise ValueError(f"record of notebook {name!r}: no findings section; known: {', '.join(SECTIONS)}")
+    return "\n".join(SECTIONS[name](record)).rstrip() + "\n"
+
+
 def results_markdown(results_dir: str | Path = "results") -> str:
     """Markdown for every notebook that has a ``default`` run record."""
     results_dir = Path(results_dir)
     parts: list[str] = []
-    p = results_dir / "01_statistical_gap_analysis" / "default" / "metrics.json"
-    if p.is_file():
-        parts += _gap_section(json.loads(p.read_text()))
-    p = results_dir / "02_teacher_pretraining" / "default" / "metrics.json"
-    if p.is_file():
-        parts += _teacher_section(json.loads(p.read_text()))
-    for nb, section in (("03_distillation", _distill_section), ("04_finetuning", _finetune_section),
-                        ("05_real_world_evaluation", _evaluation_section)):
+    for nb, section in SECTIONS.items():
         p = results_dir / nb / "default" / "metrics.json"
         if p.is_file():
             parts += section(json.loads(p.read_text()))
