@@ -66,6 +66,8 @@ def test_train_write_resume_and_score(data, tmp_path):
     rows = {(r["set"], r["model"]) for r in saved["public"]["by_rain_amount"]}
     assert rows == {("set_test", "input"), ("set_test", "derain")}
     assert saved["speed"]["speedup_vs_prenet"] > 0 and (tmp_path / "fig" / "real_before_after.png").is_file()
+    sp = saved["speed"]  # whole image (the published PReNet time's protocol) and tiled (ttl derain's default)
+    assert sp["ours_s_per_mp"] > 0 and sp["ours_tiled_s_per_mp"] > 0 and sp["tile"] == ship.TILE
     assert saved["figure"]["photograph"].endswith(".png")
     # started again, a finished run is resumed, not retrained: same weights
     again = ship.train_derainer(out, data / "clean_scenes", data / "paired_public", None, TINY, device="cpu",
