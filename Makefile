@@ -17,7 +17,7 @@ PUBLIC_DIR ?= $(firstword $(wildcard data/paired_public ../shared/data/paired_pu
 STUDY_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: study test venv calibrate benchmark clean-venv data weights
+.PHONY: study test venv calibrate benchmark clean-venv data weights diagnose
 
 venv: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ benchmark: venv
 	$(PY) -m ttl benchmark --training --threads 0 --out results/benchmark_training.json
 	$(PY) -m ttl benchmark --recipes --out results/benchmark_recipes.json
 	$(PY) -m ttl report
+
+# Why the distilled start helps fine-tuning or not (ttl.transfer): weights, activations, feature drift and rain probes
+# of the starts and the fine-tuned rows of a finished `make study` -> results/transfer_diagnosis_$(PRESET).json
+diagnose: venv
+	$(PY) -m ttl.transfer --preset $(PRESET) --data-dir $(DATA_DIR)
 
 clean-venv:
 	rm -rf $(VENV)

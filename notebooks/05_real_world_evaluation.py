@@ -26,10 +26,12 @@
 #   photographs bundled with scikit-image and matplotlib (`bundled_...`), a second, independent set;
 # * **public pairs** — every paired set under `public_dir` (samples of Rain13K, Rain200, Heavy Rain, DDN), found by
 #   layout detection, whole images;
-# * **real photographs** (`real_dir`, its val and test splits: the teachers and the distillation used the train
-#   split) — no ground truth: NIQE and PIQE (`ttl.noref`), and two measures of the rain left (`ttl.rainleft`): the
-#   probability of rain from a classifier fitted on the train splits of `real_dir` (rain) and `clean_dir` (no rain),
-#   and the oriented streak energy; each validated below on pairs where the answer is known;
+# * **real photographs** (`real_dir`, its val and test splits: the teachers, the distillation and the renderer's
+#   calibration used the train split) — no ground truth: the judge of `ttl.realrain` (the rain left, from a small
+#   network fitted on the train splits of `real_dir` and `clean_dir`, read together with the scene kept), validated
+#   below on pairs whose answer is known, on nuisances that must not pass, and by a ranking check where the
+#   streak-free target is known; beside it the earlier measures of `ttl.rainleft` (P(rain) of oriented-line
+#   statistics, oriented streak energy), NIQE and PIQE (`ttl.noref`);
 # * a real paired set when `real_paired_dir` is given (e.g. SPA-Data).
 #
 # Full-reference scores are computed as the field's MATLAB scripts do (Y = BT.601 luma of 8-bit RGB; SSIM with an
@@ -72,6 +74,7 @@ from ttl import report
 from ttl import evaluation as E
 from ttl import finetune as FT
 from ttl import plots
+from ttl import realrain as RR
 from ttl.inference import SHIPPED
 from ttl.noref import default_niqe_model, load_official_niqe_params
 
@@ -114,9 +117,44 @@ if rain_measures:
     display(pd.DataFrame(rain_measures["table"]))
 print({k: len(v["rainy"]) for k, v in sets.items()}, f"{len(real)} real photographs")
 
+# %% [markdown]
+# ### The judge of real deraining: the rain left *and* the scene kept
+# A "how rainy does it look" score alone rewards destroying the scene (a horizontal blur wipes out vertical streaks
+# and every vertical edge with them). The judge (`ttl.realrain`) reads two measures together: the **rain left**
+# (P(rain) from a small network fitted on the train splits of real rainy vs rain-free photographs, floored at the
+# median rain-free photograph: nothing scores "less rainy than no rain") and the **scene kept** (SSIM-Y of the output
+# against its input wherever the input has no streak candidate). A photograph counts as **derained** when its rain left
+# fell and its scene kept reaches the floor that streak-free targets reach on realistic rain rendered on *train*
+# photographs; rain removed where the scene was not kept is not credited. Below: the share of images judged derained
+# for each case (the target should pass, no nuisance may), then the two measures on the test photographs and the real
+# photographs; every row with intervals in `judge_validation.csv`. The judge may decide something on real
+# photographs only if no nuisance is judged derained on more than 10 % of them (`ttl.realrain.judge_validity`).
+
+# %%
+judge, judge_rows = (RR.fit_judge(real_path, clean_path, cfg, seed) if real_path and clean_path else None), []
+judge_check = None
+if judge is not None:
+    known = {f"public/{k}": (v["rainy"], v["clean"]) for k, v in public.items()}
+    known["realistic (test photographs)"] = (sets["realistic"]["rainy"], sets["realistic"]["clean"])
+    judge_rows = RR.validate_judge(judge, known, real, cfg["bootstrap"], seed, limit=cfg["e_real_n"] or None)
+    jv = pd.DataFrame(judge_rows)
+    jv.to_csv(res_dir / "judge_validation.csv", index=False)
+    r = judge.report
+    print(f"rain-left network: test AUC {r['test_auc']:.3f} [{r['test_low']:.3f}, {r['test_high']:.3f}] "
+          f"({r['n_test_rainy']} real rainy vs {r['n_test_clean']} rain-free test photographs; train AUC "
+          f"{r['train_auc']:.3f}); floor P(rain) {r['p_floor']:.3f}; scene-kept floor {r['scene_floor']:.3f} "
+          f"(median of the streak-free targets {r['scene_kept_targets_median']:.3f})")
+    display(jv.pivot(index="case", columns="set", values="derained_share").loc[jv["case"].unique()].round(2))
+    judge_check = RR.judge_validity(judge_rows)
+    if judge_check["worst"]:
+        print(f"valid on real photographs (no nuisance judged derained on more than {judge_check['max_share']:.0%}): "
+              f"{judge_check['valid']} (worst: {judge_check['worst']}, {judge_check['share']:.0%})")
+    jt = RR.judge_table(judge_rows)
+    display(jt[jt["set"].isin(["realistic (test photographs)", "real photographs (no target)"])])
+
 # %%
 results = E.evaluate_checkpoints(checkpoints, sets, real, str(dev), niqe_model=niqe_model,
-                                 rain_classifier=classifier, extended=extended)
+                                 rain_classifier=classifier, extended=extended, judge=judge)
 scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in results.items()}
 
 # %% [markdown]
@@ -189,32 +227,55 @@ bind_table.to_csv(res_dir / "binding.csv", index=False)
 display(bind_table[bind_table["metric"].str.startswith("PSNR") & ~bind_table["set"].str.startswith("public/")])
 
 # %% [markdown]
-# ## 5. Real photographs: the rain left, NIQE and PIQE
-# Lower is better for all four. P(rain) and the streak energy measure the rain left (the energy also drops when an
-# output is merely blurred, so read it with P(rain) and NIQE); NIQE's pristine model is fitted on the 7 bundled
-# photographs (or the official parameters when `niqe_params` is given), so only differences between models on the
-# same images matter. `ttl - model`: paired by photograph (negative = `ttl` better).
+# ## 5. Real photographs: the judge, and the earlier measures beside it
+# The credited rain left (lower is better) and the scene kept (higher is better) of the judge; beside them P(rain) of
+# the line statistics and the streak energy (both fooled by blur), NIQE and PIQE (lower is better; NIQE's pristine
+# model is fitted on the 7 bundled photographs, or the official parameters when `niqe_params` is given, so only
+# differences between models on the same images matter). `ttl - model`: paired by photograph.
 
 # %%
 noref = E.noref_table(results, list(checkpoints), cfg["bootstrap"], seed) if real else {}
 nr = E.noref_frame(noref)
 nr.to_csv(res_dir / "noref.csv", index=False)
-display(nr if real else "no real photographs given (real_dir=None)")
+display(nr[[c for c in nr.columns if not c.startswith("ttl - model")]] if real else
+        "no real photographs given (real_dir=None)")  # the paired differences are in noref.csv
+
+# %% [markdown]
+# ### Ranking check: does the judge order models as the streak-free target does?
+# On the realistic test renders, where the streak-free target is known, the rainy input and the models scored on real
+# photographs are ranked by PSNR-Y against the target and by each ground-truth-free measure; Kendall's τ between the
+# two orders with a 95 % bootstrap interval over images. C3c counts the real photographs only if the interval of the
+# credited rain left lies above 0 (`ttl.evaluation.VERDICT_RULES`).
+
+# %%
+ranking = E.judge_ranking(scores, results, extended, cfg["bootstrap"], seed) if judge is not None else {}
+display(pd.DataFrame([{"measure": k, "Kendall τ vs PSNR-Y [95 % CI]": f"{v['tau']:+.2f} [{v['low']:+.2f}, "
+                       f"{v['high']:+.2f}]", "models ranked": len(v["models"])} for k, v in ranking.items()])
+        if ranking else "no judge (needs real_dir and clean_dir)")
 
 # %% [markdown]
 # ## 6. Galleries
-# Realistic test rain on the test photographs (committed), and real photographs: each whole (downscaled to fit the
-# page) and a crop at full resolution around its rainiest region, for the input and each headline row.
+# Realistic test rain on the test photographs (committed), and real photographs chosen by a fixed rule (the first
+# `gallery_photos` of the val and test splits by file name): each whole (downscaled to fit the page) and a crop at full
+# resolution around its rainiest region, for the input and every headline row (first seed), each captioned with the
+# judge's rain left and scene kept for that photograph.
 
 # %%
-shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in checkpoints]
+shown = [n for n in headline if n in checkpoints]
 cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, sets["realistic"]["rainy"][:3], str(dev),
                          clean=sets["realistic"]["clean"][:3], target="streak-free target")
 fig = plots.gallery(cols, fig_dir / "gallery_realistic.png")
 if real_path:
     full = E.real_gallery_images(real_path, gallery_photos)
-    g = plots.gallery(E.gallery_columns({n: checkpoints[n][0] for n in shown}, full, str(dev)),
-                      fig_dir / "gallery_real.png", crop_px=160)
+    real_cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, full, str(dev))
+    captions = None
+    if judge is not None:
+        left_in = judge.rain_left(full)
+        captions = {}
+        for n, outs in real_cols.items():
+            j = judge.measure(full, outs, left_in)
+            captions[n] = [f"rain left {a:.2f}, scene kept {b:.2f}" for a, b in zip(j["rain_left"], j["scene_kept"])]
+    g = plots.gallery(real_cols, fig_dir / "gallery_real.png", crop_px=160, captions=captions)
     b = plots.gallery(E.gallery_columns({"ttl": checkpoints["ttl"][0]}, full[:1], str(dev)),
                       fig_dir / "real_before_after.png", crop_px=160, size=3.2)
 
@@ -242,7 +303,7 @@ def record(nb: str):
 
 
 verdict_rows = E.verdicts(record("01_statistical_gap_analysis"), record("03_distillation"), comparisons, noref,
-                          cfg["e_margin_db"])
+                          cfg["e_margin_db"], ranking, judge_check)
 verdict_table = pd.DataFrame(verdict_rows)[["claim", "verdict", "evidence"]]
 verdict_table.to_csv(res_dir / "verdicts.csv", index=False)
 with pd.option_context("display.max_colwidth", None):
@@ -253,7 +314,8 @@ models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} f
               if not dom.startswith("public/")} for n in scores}
 metrics = {"models": models, "public": public_scores, "by_rain_amount": amounts, "comparisons": comparisons,
            "binding": binds, "noref": noref,
-           "rain_measures": rain_measures, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
+           "rain_measures": rain_measures, "judge": judge.report if judge is not None else {},
+           "judge_validation": judge_rows, "judge_check": judge_check, "ranking_check": ranking, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),
            "real_photographs": real_names,
            "per_image": {n: {dom: {k: v for k, v in s.items() if k.endswith("per_image")} for dom, s in scores[n].items()}
                          for n in scores}}
@@ -269,7 +331,8 @@ print(f"wrote {res_dir / 'metrics.json'} ({record_['wall_time_s']:.0f} s)")
 # %% [markdown]
 # ## 9. The shipped models
 # The first seed of each headline model, with a record of what it is (preset, revision, data manifest digest, how long
-# it trained, its test metrics), goes to `weights/<preset>/`: `ttl derain IN OUT` uses `weights/default/ttl.pt`.
+# it trained, its test metrics), goes to `weights/<preset>/`: `ttl derain IN OUT --checkpoint ttl` (or `sup-full`, ...)
+# uses them; without `--checkpoint`, `ttl derain` uses the shipped deraining model of `make weights`.
 
 # %%
 m02, m03 = record("02_teacher_pretraining"), record("03_distillation")

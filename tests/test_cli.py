@@ -42,3 +42,21 @@ def test_stages_train_where_the_notebooks_resume_them(tmp_path):
                  cwd=ROOT)
     log = json.loads((res / "03_distillation" / "smoke" / "metrics.json").read_text())["log"]
     assert log["resumed_from"] == log["step"][-1]  # the stage's finished run, not a new one
+
+
+def test_a_partial_study_updates_its_notebooks_wall_times_and_keeps_the_others(tmp_path, monkeypatch):
+    import json
+
+    import ttl.study
+    from ttl.cli import main
+
+    times = tmp_path / "times.json"
+    times.write_text(json.dumps({"preset": "smoke", "seconds": {"01_a": 10.0, "05_b": 99.0}, "total_s": 109.0}))
+    monkeypatch.setattr(ttl.study, "run_study", lambda preset, notebooks, output_dir, extra: {"05_b": 5.0})
+    assert main(["study", "--preset", "smoke", "--data-dir", "none", "--notebooks", "05", "--times", str(times),
+                 "--results-dir", str(tmp_path / "r")]) == 0
+    t = json.loads(times.read_text())
+    assert t["seconds"] == {"01_a": 10.0, "05_b": 5.0} and t["total_s"] == 15.0
+    assert main(["study", "--preset", "smoke", "--data-dir", "none", "--times", str(times),
+                 "--results-dir", str(tmp_path / "r")]) == 0  # a whole run replaces the file
+    assert json.loads(times.read_text())["seconds"] == {"05_b": 5.0}

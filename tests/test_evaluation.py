@@ -112,11 +112,25 @@ def test_verdicts_follow_their_rules():
                                                                              (-0.3, -0.1), (0.1, 0.4)), None)}
     assert (v["C3a"], v["C3b"], v["C3c"]) == ("mixed", "not supported", "mixed")
     comps = _comparisons((0, 1), (0.1, 0.5), (0, 1), (0.2, 0.4))
-    more_rain = {"sup-full": {"p_rain": {"ttl_minus": _cmp(0.02, 0.09)}}, "syn2real": {"p_rain": {"ttl_minus": _cmp(-0.1, 0.1)}}}
-    assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, more_rain)}["C3c"] == "not supported"
-    less_rain = {"sup-full": {"p_rain": {"ttl_minus": _cmp(-0.09, -0.02)}}, "syn2real": {"p_rain": {"ttl_minus": _cmp(-0.1, 0.1)}}}
-    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, less_rain)}["C3c"]
-    assert c3c["verdict"] == "supported" and "P(rain)" in c3c["evidence"] and "clean scene" in c3c["evidence"]
+    key = "credited_rain_left"
+    supports = {"credited rain left": {"tau": 0.8, "low": 0.4, "high": 1.0}}
+    valid = {"valid": True, "worst": "darkening (x 0.7)", "share": 0.0}
+    more_rain = {"sup-full": {key: {"ttl_minus": _cmp(0.02, 0.09)}}, "syn2real": {key: {"ttl_minus": _cmp(-0.1, 0.1)}}}
+    assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, more_rain, ranking=supports,
+                                                        judge_check=valid)}["C3c"] \
+        == "not supported"
+    less_rain = {"sup-full": {key: {"ttl_minus": _cmp(-0.09, -0.02)}}, "syn2real": {key: {"ttl_minus": _cmp(-0.1, 0.1)}}}
+    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, less_rain, ranking=supports, judge_check=valid)}["C3c"]
+    assert c3c["verdict"] == "supported" and "credited rain left" in c3c["evidence"] and "clean scene" in c3c["evidence"]
+    # a measure that the ranking check does not support decides nothing: realistic rain alone
+    weak = {"credited rain left": {"tau": 0.2, "low": -0.3, "high": 0.7}}
+    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, more_rain, ranking=weak, judge_check=valid)}["C3c"]
+    assert c3c["verdict"] == "supported" and "not counted" in c3c["evidence"]
+    # nor does a judge that credits a nuisance, however well it ranks
+    fooled = {"valid": False, "worst": "horizontal blur (sigma 2 px)", "share": 0.3}
+    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, more_rain, ranking=supports, judge_check=fooled)}["C3c"]
+    assert c3c["verdict"] == "supported" and "judge not valid: 'horizontal blur" in c3c["evidence"]
+    assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, more_rain)}["C3c"] == "supported"
     worse_niqe = {"sup-full": {"niqe": {"ttl_minus": _cmp(0.2, 0.9)}}}  # NIQE is reported, not part of the rule
     assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, worse_niqe)}["C3c"] == "supported"
     big = dict(M03, size_ratio_teachers_over_student=2.0)

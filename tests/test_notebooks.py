@@ -170,6 +170,13 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     if "real_dir" in data:
         assert m5["noref"]["ttl"]["niqe"]["mean"] > 0 and "ttl_minus" in m5["noref"]["sup-full"]["p_rain"]
         assert m5["rain_measures"]["classifier"]["cv_auc"] > 0.5
+        # the judge: fitted on train splits, validated on known pairs and nuisances, checked by ranking
+        assert 0 <= m5["judge"]["test_auc"] <= 1 and 0 < m5["judge"]["scene_floor"] <= 1
+        cases = {(r["set"], r["case"]) for r in m5["judge_validation"]}
+        assert ("real photographs (no target)", "horizontal blur (sigma 2 px)") in cases
+        assert "ttl_minus" in m5["noref"]["sup-full"]["credited_rain_left"] and "scene_kept" in m5["noref"]["ttl"]
+        assert {"credited rain left", "scene kept"} <= set(m5["ranking_check"])
+        assert "input" in m5["ranking_check"]["credited rain left"]["models"]
         from ttl.io import list_images
         from ttl.scenes import split_files
 

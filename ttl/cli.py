@@ -39,7 +39,13 @@ def _study(a: argparse.Namespace) -> int:
     extra.update(_param(kv) for kv in a.param or [])
     times = run_study(a.preset, a.notebooks, a.output_dir, extra)
     if a.times:
-        write_json(a.times, {"preset": a.preset, "seconds": times, "total_s": sum(times.values()),
+        seconds = dict(times)
+        if a.notebooks and Path(a.times).is_file():  # a partial run updates its notebooks' entries, keeps the others
+            before = json.loads(Path(a.times).read_text())
+            if before.get("preset") == a.preset:
+                seconds = {**before.get("seconds", {}), **times}
+        write_json(a.times, {"preset": a.preset, "seconds": dict(sorted(seconds.items())),
+                             "total_s": round(sum(seconds.values()), 1),
                              "machine": f"{platform.machine()}, {os.cpu_count()} cores"})
     if a.preset == "default" and not a.output_dir and "results_dir" not in extra:
         update_readme()
@@ -262,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--figures-dir")
     s.add_argument("--device")
     s.add_argument("--param", "-p", action="append", help="any notebook parameter, NAME=VALUE (JSON values)")
-    s.add_argument("--times", help="write the notebooks' wall times to this JSON file")
+    s.add_argument("--times", help="write the notebooks' wall times to this JSON file (with --notebooks: update "
+                   "their entries in it, keeping the others)")
     s.set_defaults(fn=_study)
     c = sub.add_parser("calibrate", help="calibrate the realistic rain renderer on real photographs")
     c.add_argument("--what", choices=("realistic", "synthetic", "both"), default="both",

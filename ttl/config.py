@@ -76,6 +76,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_margin_db": 0.5,  # non-inferiority margin of claim C3a (PSNR-Y, dB)
         "e_real_n": 4,  # real photographs scored at most (0: all of the val and test splits)
         "e_rain_fit_n": 16,  # photographs per class fitting the rain classifier at most (0: the whole train splits)
+        "e_judge_steps": 20,  # training steps of the rain-left network (ttl.realrain)
+        "e_judge_renders": 4,  # realistic renders of train photographs setting the scene-kept floor
         "e_public_n": 2,  # public pairs per set at most (0: all)
         "e_public_size": 96,  # public pairs resized to this short side (0: native, as the field scores them)
         "calib_n": 4,  # public training pairs per preset in notebook 01's calibration check (0: all)
@@ -133,6 +135,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_margin_db": 0.5,
         "e_real_n": 0,
         "e_rain_fit_n": 0,
+        "e_judge_steps": 1500,
+        "e_judge_renders": 64,
         "e_public_n": 0,
         "e_public_size": 0,
         "calib_n": 0,
@@ -190,6 +194,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_margin_db": 0.5,
         "e_real_n": 0,
         "e_rain_fit_n": 0,
+        "e_judge_steps": 3000,
+        "e_judge_renders": 128,
         "e_public_n": 0,
         "e_public_size": 0,
         "calib_n": 0,

@@ -146,13 +146,15 @@ def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
 def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dict[str, list[torch.Tensor]]],
                          real: list[torch.Tensor] | None = None, device: str = "cpu", tile: int = 512,
                          overlap: int = 128, niqe_model=None, rain_classifier=None, progress: bool = True,
-                         extended: Collection[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+                         extended: Collection[str] | None = None, judge=None) -> dict[str, list[dict[str, Any]]]:
     """Score every checkpoint (and the rainy input itself, ``"input"``): PSNR/SSIM (Y and RGB, per image) on each
     full-reference set of ``sets`` (``{name: {"rainy": [...], "clean": [...]}}``, any image sizes; sets that share
     their rainy list, e.g. ``realistic`` and ``realistic_clean``, are derained once), and on the ``real``
     photographs NIQE, PIQE and the rain left (:mod:`ttl.rainleft`: P(rain) when ``rain_classifier`` is given, and
     the oriented streak energy along the rainy input's streak direction), and ``bias_y`` (the output's mean
-    brightness error) on every set. Inference is tiled (:func:`ttl.inference.
+    brightness error) on every set. With a ``judge`` (:class:`ttl.realrain.RainJudge`): its rain left, scene kept and
+    credited rain left on the ``real`` photographs (in ``noref``) and on the ``realistic`` set (``val["realistic"]
+    ["judge"]``, for the ranking check; ``extended`` models only). Inference is tiled (:func:`ttl.inference.
     derain_image`). ``extended``: the models scored on the public sets (``public/...``) and the ``real`` photographs
     too (None: every model; the input always is); the others are scored on the remaining sets only, which saves
     most of the time for ablations. Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
@@ -163,6 +165,12 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     from .rainleft import streak_direction, streak_energy
 
     directions = [streak_direction(x) for x in real] if real else []  # each rainy input's streak direction
+    judged = {}  # the judge's rain left of each rainy input, once
+    if judge is not None:
+        if real:
+            judged["real"] = judge.rain_left(real)
+        if "realistic" in sets:
+            judged["realistic"] = judge.rain_left(sets["realistic"]["rainy"])
     jobs = [("input", None)] + [(n, p) for n, ps in checkpoints.items() for p in ps]
     out: dict[str, list[dict[str, Any]]] = {}
     for name, path in progress_bar(jobs, desc="evaluating", disable=not progress):
@@ -187,6 +195,8 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
                 for k, v in image_metrics(pred[None], target[None], which=which).items():
                     vals.setdefault(k, []).append(float(v[0]))
             res[set_name] = {**{k: float(np.mean(v)) for k, v in vals.items()}, "per_image": vals}
+            if set_name in judged and set_name != "real" and full:
+                res[set_name]["judge"] = judge.measure(s["rainy"], derained[id(s["rainy"])], judged[set_name])
         entry = {"checkpoint": str(path) if path else None, "val": res}
         if real and full:
             outs = run(real)
@@ -194,17 +204,21 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
             entry["noref"]["streak_energy"] = [streak_energy(y, direction=d) for y, d in zip(outs, directions)]
             if rain_classifier is not None:
                 entry["noref"]["p_rain"] = rain_classifier.probability(outs).tolist()
+            if "real" in judged:
+                m = judge.measure(real, outs, judged["real"])
+                entry["noref"].update({k: m[k] for k in ("rain_left", "credited_rain_left", "scene_kept")})
         out.setdefault(name, []).append(entry)
     return out
 
 
-NOREF_MEASURES = ("p_rain", "streak_energy", "niqe", "piqe")  # all lower-is-better
+# on real photographs; every one lower-is-better but the scene kept (ttl.realrain)
+NOREF_MEASURES = ("credited_rain_left", "rain_left", "scene_kept", "p_rain", "streak_energy", "niqe", "piqe")
 
 
 def noref_table(results: dict[str, list[dict]], names: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
-    """The measures on real photographs (:data:`NOREF_MEASURES`, all lower-is-better) per model: mean over seeds of
+    """The measures on real photographs (:data:`NOREF_MEASURES`) per model: mean over seeds of
     the per-image values, 95 % CI over images, the paired difference ``ttl - model`` (bootstrap CI, Wilcoxon p;
-    negative = ``ttl`` better) and, for the streak energy, the share of the input's energy removed (pooled over
+    negative = ``ttl`` better, except for the scene kept) and, for the streak energy, the share of the input's energy removed (pooled over
     the photographs: ``1 - sum E(out) / sum E(input)``)."""
     from .rainleft import MIN_ENERGY
     from .stats import bootstrap_ci, paired_bootstrap
@@ -226,11 +240,32 @@ def noref_table(results: dict[str, list[dict]], names: list[str], n_boot: int = 
     return out
 
 
+RANKED_MEASURES = {"credited rain left": ("credited_rain_left", 1), "rain left": ("rain_left", 1),
+                   "scene kept": ("scene_kept", -1)}  # name -> (key, +1 lower-is-better / -1 higher-is-better)
+
+
+def judge_ranking(scores: dict[str, dict], results: dict[str, list], models: list[str], n_boot: int = 1000,
+                  seed: int = 0) -> dict[str, dict[str, Any]]:
+    """The ranking check of :func:`ttl.realrain.ranking_check` on the ``realistic`` test set (streak-free target
+    known): the rainy input and ``models``, PSNR-Y against the target against each of :data:`RANKED_MEASURES`
+    (seed-averaged per image). Empty when the set was scored without a judge."""
+    from .realrain import ranking_check
+
+    names = [m for m in ["input", *models] if m in results and "judge" in results[m][0]["val"].get("realistic", {})]
+    if len(names) < 3:
+        return {}
+    ref = {m: scores[m]["realistic"]["psnr_y_per_image"] for m in names}
+    per = {label: {m: (sign * np.mean([r["val"]["realistic"]["judge"][key] for r in results[m]], 0)).tolist()
+                   for m in names} for label, (key, sign) in RANKED_MEASURES.items()}
+    return ranking_check(ref, per, n_boot, seed)
+
+
 def noref_frame(noref: dict):
     """:func:`noref_table` as a table: one line per model, ``mean [95 % CI]`` per measure and ``ttl - model``."""
     import pandas as pd
 
-    labels = {"p_rain": "P(rain)", "streak_energy": "streak energy (x1000)", "niqe": "NIQE", "piqe": "PIQE"}
+    labels = {"credited_rain_left": "credited rain left", "scene_kept": "scene kept", "p_rain": "P(rain), lines",
+              "streak_energy": "streak energy (x1000)", "niqe": "NIQE", "piqe": "PIQE"}
     scale = {"streak_energy": 1000.0}
     lines = []
     for n, v in noref.items():
@@ -238,7 +273,7 @@ def noref_frame(noref: dict):
         for k, lab in labels.items():
             if k not in v:
                 continue
-            f, x = (".3f" if k == "p_rain" else ".2f"), scale.get(k, 1.0)
+            f, x = (".3f" if k in ("p_rain", "credited_rain_left", "scene_kept") else ".2f"), scale.get(k, 1.0)
             line[f"{lab} [95 % CI]"] = f"{v[k]['mean'] * x:{f}} [{v[k]['low'] * x:{f}}, {v[k]['high'] * x:{f}}]"
             d = v[k].get("ttl_minus")
             line[f"ttl - model, {lab}"] = (f"{d['mean_diff'] * x:+{f}} [{d['low'] * x:+{f}}, {d['high'] * x:+{f}}]"
@@ -503,11 +538,16 @@ VERDICT_RULES = {
     "C3b": "supported if ttl beats the semi-supervised baseline on the synthetic test set (interval of the "
            "PSNR-Y difference above 0), not supported if below 0, mixed if it covers 0",
     "C3c": "supported if ttl beats both sup-full and the semi-supervised baseline on realistic test rain scored "
-           "against its streak-free target (paired PSNR-Y intervals above 0) and leaves no more rain than either "
-           "on real photographs (paired interval of ttl minus baseline in P(rain) not above 0); not supported if "
-           "it is worse than either on realistic rain (interval below 0) or leaves more rain than either on real "
-           "photographs (P(rain) interval above 0); mixed otherwise. Clean-target PSNR-Y, streak energy and NIQE "
-           "are reported beside",
+           "against its streak-free target (paired PSNR-Y intervals above 0) and, on real photographs, leaves no more "
+           "credited rain than either (ttl.realrain: rain left, counted as not removed wherever the scene was not "
+           "kept; paired interval of ttl minus baseline not above 0); not supported if it is worse than either on "
+           "realistic rain (interval below 0) or leaves more credited rain than either (interval above 0); mixed "
+           "otherwise. The real-photograph part counts only if the judge is valid (no nuisance of "
+           "ttl.realrain.NUISANCES judged derained on more than 10 % of the real photographs) and the ranking check "
+           "supports it (on the realistic test renders, Kendall's tau between the models' credited rain left and "
+           "their PSNR-Y against the streak-free target has a 95 % interval above 0); otherwise the verdict rests on "
+           "realistic rain alone and says so. Clean-target PSNR-Y, P(rain) of the line statistics, streak energy and NIQE are reported "
+           "beside",
     "C4": "supported if the student has at most 1/3 of the teachers' parameters and keeps their tasks (T2-task "
           "PSNR-Y within 1 dB of T2, linear-probe accuracy within 0.05 of T1's); mixed if only the size holds",
 }
@@ -518,10 +558,12 @@ def _interval(r: dict) -> str:
 
 
 def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], noref: dict | None,
-             margin_db: float = 0.5) -> list[dict[str, str]]:
+             margin_db: float = 0.5, ranking: dict | None = None,
+             judge_check: dict | None = None) -> list[dict[str, str]]:
     """The verdict on each claim from the run records: ``m01`` (notebook 01), ``m03`` (notebook 03),
     ``comparisons[baseline][set][metric]`` (``ttl - baseline`` on the test sets, see
-    :func:`ttl.finetune.compare`) and ``noref`` (:func:`noref_table`). Rules: :data:`VERDICT_RULES`."""
+    :func:`ttl.finetune.compare`), ``noref`` (:func:`noref_table`), ``ranking`` (:func:`judge_ranking`) and
+    ``judge_check`` (:func:`ttl.realrain.judge_validity`). Rules: :data:`VERDICT_RULES`."""
     rows = []
 
     def add(claim: str, verdict: str, evidence: str) -> None:
@@ -567,13 +609,24 @@ def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], n
         a, b = full["realistic"]["psnr_y"], semi["realistic"]["psnr_y"]
         real_txt, more_rain, less_rain = "no real photographs", False, True
         semi_name = next(n for n in comparisons if comparisons[n] is semi)
-        if noref and "p_rain" in noref.get("sup-full", {}) and "p_rain" in noref.get(semi_name, {}):
-            d1, d2 = noref["sup-full"]["p_rain"]["ttl_minus"], noref[semi_name]["p_rain"]["ttl_minus"]
-            more_rain = d1["low"] > 0 or d2["low"] > 0
-            less_rain = d1["low"] <= 0 and d2["low"] <= 0
-            real_txt = (f"real photographs, P(rain) ttl minus sup-full {d1['mean_diff']:+.3f} [{d1['low']:+.3f}, "
-                        f"{d1['high']:+.3f}], minus {semi_name} {d2['mean_diff']:+.3f} [{d2['low']:+.3f}, "
-                        f"{d2['high']:+.3f}]")
+        key = "credited_rain_left"
+        if noref and key in noref.get("sup-full", {}) and key in noref.get(semi_name, {}):
+            d1, d2 = noref["sup-full"][key]["ttl_minus"], noref[semi_name][key]["ttl_minus"]
+            txt = (f"real photographs, credited rain left ttl minus sup-full {d1['mean_diff']:+.3f} [{d1['low']:+.3f}, "
+                   f"{d1['high']:+.3f}], minus {semi_name} {d2['mean_diff']:+.3f} [{d2['low']:+.3f}, {d2['high']:+.3f}]")
+            check = (ranking or {}).get("credited rain left")
+            tau = (f"ranking check tau {check['tau']:+.2f} [{check['low']:+.2f}, {check['high']:+.2f}]" if check
+                   else "no ranking check")
+            valid = bool(judge_check and judge_check.get("valid"))
+            why = ("judge valid" if valid else
+                   f"judge not valid: '{judge_check['worst']}' judged derained on {judge_check['share']:.0%} of the real "
+                   "photographs" if judge_check and judge_check.get("worst") else "judge not validated")
+            if valid and check and check["low"] > 0:
+                more_rain = d1["low"] > 0 or d2["low"] > 0
+                less_rain = d1["low"] <= 0 and d2["low"] <= 0
+                real_txt = f"{txt} ({why}, {tau}: counted)"
+            else:
+                real_txt = f"{txt} (not counted: {why}, {tau}; realistic rain alone decides)"
         if a["low"] > 0 and b["low"] > 0 and less_rain:
             v = "supported"
         elif a["high"] < 0 or b["high"] < 0 or more_rain:

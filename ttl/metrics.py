@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "bias_y", "rain_amount", "image_metrics", "METRIC_LABELS",
+__all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "ssim_map", "bias_y", "rain_amount", "image_metrics", "METRIC_LABELS",
            "ALL_METRICS", "LIGHT_RAIN_MAX", "amount_of_bias"]
 
 METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB",
@@ -84,7 +84,14 @@ def rain_amount(rainy: torch.Tensor, clean: torch.Tensor) -> str:
 
 def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
     """SSIM per image as ``ssim_index.m`` computes it (see the module doc); ``(B,)`` or a scalar."""
-    squeeze = a.ndim == 3
+    smap = ssim_map(a, b, crop_border, y_channel)
+    out = smap.reshape(*smap.shape[:2], -1).mean(2).mean(1)
+    return out[0] if a.ndim == 3 else out
+
+
+def ssim_map(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
+    """The local SSIM values that :func:`ssim` averages: ``(B, C, H - 10, W - 10)`` float64 (C = 1 on Y), the 11x11
+    window's valid positions (the map of pixel ``(i, j)`` of the window's top-left corner)."""
     x, y = _prep(a, b, crop_border, y_channel)
     if min(x.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 px (after crop_border), got {tuple(x.shape[-2:])}")
@@ -94,9 +101,7 @@ def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool
     sxx = _filter_valid(x * x) - mu_x ** 2
     syy = _filter_valid(y * y) - mu_y ** 2
     sxy = _filter_valid(x * y) - mu_x * mu_y
-    smap = ((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2))
-    out = torch.from_numpy(smap.reshape(*smap.shape[:2], -1).mean(2).mean(1))
-    return out[0] if squeeze else out
+    return torch.from_numpy(((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2)))
 
 
 def _filter_valid(a):

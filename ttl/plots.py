@@ -280,11 +280,12 @@ def rainiest_window(img: torch.Tensor, size: int) -> tuple[int, int]:
 
 
 def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: float = 0.3, size: float = 2.6,
-            crop_px: int | None = None):
+            crop_px: int | None = None, captions: dict[str, Sequence[str]] | None = None):
     """Side-by-side outputs with zoomed crops: one column per named list (input, baselines, ours...), two rows
     per image (the whole image with the crop box drawn, then the crop enlarged). Images may differ in size. The
     crop is the centre ``zoom`` share of the short side, or, with ``crop_px``, the ``crop_px``-pixel window of the
-    first column with the most rain (:func:`rainiest_window`), shown at full resolution."""
+    first column with the most rain (:func:`rainiest_window`), shown at full resolution. ``captions[name][i]`` is
+    written under image ``i`` of column ``name`` (e.g. its measures)."""
     from matplotlib.patches import Rectangle
 
     names = list(columns)
@@ -303,6 +304,8 @@ def gallery(columns: dict[str, Sequence[torch.Tensor]], path: str | Path, zoom: 
             _show(axes[2 * i, j], img, name if i == 0 else None)
             axes[2 * i, j].add_patch(Rectangle((left, top), c, c, fill=False, ec="yellow", lw=1.2))
             _show(axes[2 * i + 1, j], img[..., top:top + c, left:left + c])
+            if captions and name in captions:
+                axes[2 * i + 1, j].set_xlabel(captions[name][i], fontsize=8)
     fig.tight_layout()
     save(fig, path)
     return fig

@@ -1,0 +1,100 @@
+"""The ground-truth-free judge of real deraining (ttl.realrain): each part on cases whose answer is known."""
+import numpy as np
+import pytest
+import torch
+
+from ttl import realrain as RR
+from ttl.imageops import gaussian_blur
+
+
+def _scene(seed: int, size: int = 128) -> torch.Tensor:
+    """A textured rain-free image: smooth colour blobs plus fine texture."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 8, 8, generator=g), size=(size, size), mode="bicubic",
+                                           align_corners=False)[0]
+    return (0.5 * base + 0.6 * gaussian_blur(torch.rand(1, 3, size, size, generator=g), 0.7)[0]).clamp(0, 1)
+
+
+def _rain(img: torch.Tensor, seed: int, n: int = 60) -> torch.Tensor:
+    """Thin bright near-vertical streaks on ``img``."""
+    g = torch.Generator().manual_seed(seed)
+    out = img.clone()
+    h, w = img.shape[-2:]
+    for _ in range(n):
+        x, y = int(torch.randint(0, w, (1,), generator=g)), int(torch.randint(0, h - 20, (1,), generator=g))
+        out[:, y:y + 20, x:x + 2] = (out[:, y:y + 20, x:x + 2] + 0.35).clamp(0, 1)
+    return out
+
+
+def test_scene_kept_is_high_when_only_streaks_change_and_low_for_the_nuisances():
+    clean = _scene(0)
+    rainy = _rain(clean, 1)
+    assert RR.scene_kept(rainy, rainy) == pytest.approx(1.0)
+    target = RR.scene_kept(rainy, clean)
+    assert target > 0.9
+    for name, f in RR.NUISANCES.items():
+        assert RR.scene_kept(rainy, f(rainy).clamp(0, 1)) < target, name
+    assert RR.scene_kept(rainy, RR.NUISANCES["flat image (the mean colour)"](rainy)) < 0.7
+    with pytest.raises(ValueError, match="differ"):
+        RR.scene_kept(rainy, clean[:, :64])
+
+
+def test_the_rain_network_learns_streaks_and_the_judge_floors_its_log_odds():
+    rainy = [_rain(_scene(s, 96), 100 + s) for s in range(6)]
+    clean = [_scene(50 + s, 96) for s in range(6)]
+    net = RR.fit_rain_net(rainy, clean, steps=60, batch=8, seed=0, progress=False)
+    held_r = [_rain(_scene(s, 96), 200 + s) for s in range(10, 14)]
+    held_c = [_scene(60 + s, 96) for s in range(4)]
+    lr, lc = RR.rain_logits(net, held_r), RR.rain_logits(net, held_c)
+    assert lr.min() > lc.max()  # separable toy: every rainy image above every clean one
+    judge = RR.RainJudge(net, logit_floor=float(lr.max()) + 1.0, scene_floor=0.5)
+    p = judge.rain_left(held_r + held_c)
+    assert np.allclose(p, 1 / (1 + np.exp(-judge.logit_floor)))  # nothing scores below the rain-free level
+    again = RR.fit_rain_net(rainy, clean, steps=60, batch=8, seed=0, progress=False)
+    assert np.allclose(RR.rain_logits(again, held_r), lr)  # deterministic for a seed
+    with pytest.raises(ValueError, match="rainy and rain-free"):
+        RR.fit_rain_net([], clean, steps=1)
+
+
+class _Constant(torch.nn.Module):
+    """A stand-in network: log-odds = 5 x mean brightness - 2 (brighter looks rainier)."""
+
+    def forward(self, x):
+        return 5 * x.mean((1, 2, 3)) - 2
+
+
+def test_a_destroyed_scene_gets_no_credit_for_the_rain_it_removed():
+    judge = RR.RainJudge(_Constant(), logit_floor=-10.0, scene_floor=0.8)
+    rainy = [_rain(_scene(3), 4)]
+    flat = [RR.NUISANCES["flat image (the mean colour)"](rainy[0]) * 0.5]  # darker: "less rain" for this network
+    m = judge.measure(rainy, flat)
+    assert m["rain_left"][0] < judge.rain_left(rainy)[0]
+    assert m["scene_kept"][0] < judge.scene_floor and m["derained"] == [False]
+    assert m["credited_rain_left"][0] == pytest.approx(judge.rain_left(rainy)[0])
+    rows = RR.validate_judge(judge, {"toy": (rainy, [_scene(3)])}, n_boot=50)
+    cases = {r["case"] for r in rows}
+    assert {"input", "target", "half the rain removed", *RR.NUISANCES} == cases
+    assert len(RR.judge_table(rows)) == len(rows)
+
+
+def test_ranking_check_reads_agreement_and_disagreement():
+    rng = np.random.default_rng(0)
+    ref = {m: list(k + 0.1 * rng.standard_normal(30)) for k, m in enumerate("abcd")}
+    same = {m: [-v for v in vals] for m, vals in ref.items()}  # lower rain left where PSNR is higher
+    opposite = {m: list(vals) for m, vals in ref.items()}
+    out = RR.ranking_check(ref, {"same": same, "opposite": opposite}, n_boot=200)
+    assert out["same"]["tau"] == pytest.approx(1.0) and out["same"]["low"] == pytest.approx(1.0)
+    assert out["opposite"]["tau"] == pytest.approx(-1.0)
+    assert out["same"]["models"] == list("abcd")
+
+
+def test_a_judge_that_credits_a_nuisance_on_real_photographs_is_not_valid():
+    real = "real photographs (no target)"
+    rows = [{"set": real, "case": "input", "derained_share": 0.0},
+            {"set": real, "case": "darkening (x 0.7)", "derained_share": 0.05},
+            {"set": real, "case": "horizontal blur (sigma 2 px)", "derained_share": 0.3},
+            {"set": "public/x", "case": "flat image (the mean colour)", "derained_share": 1.0}]
+    v = RR.judge_validity(rows)
+    assert not v["valid"] and v["worst"] == "horizontal blur (sigma 2 px)" and v["share"] == 0.3
+    assert RR.judge_validity(rows[:2])["valid"]
+    assert not RR.judge_validity([])["valid"]
