@@ -202,7 +202,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    from .config import find_data_dir, resolve_config, write_json
+    from .config import PRESETS, find_data_dir, resolve_config, write_json
     from .finetune import validation_sets
 
     p = argparse.ArgumentParser(prog="python -m ttl.transfer", description=__doc__.split("\n\n")[0])
@@ -217,7 +217,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     if not record.is_file():
         raise SystemExit(f"{record} not found: run notebook 04 at preset {a.preset!r} first (make study)")
     rec = json.loads(record.read_text())
-    cfg = resolve_config(a.preset, rec.get("config", {}))
+    # the run's own sizes (its record also names the preset, and keys of older revisions may be gone)
+    cfg = resolve_config(a.preset, {k: v for k, v in rec.get("config", {}).items() if k in PRESETS[a.preset]})
     ck = res / "04_finetuning" / a.preset / "checkpoints"
     checkpoints = {r: ck / f"{r}.pt" for r in ("ttl", "sup-minority", "sup-full") if (ck / f"{r}.pt").is_file()}
     student = res / "03_distillation" / a.preset / "checkpoints" / "student.pt"
