@@ -218,8 +218,8 @@ NOREF_MEASURES = ("credited_rain_left", "rain_left", "scene_kept", "p_rain", "st
 def noref_table(results: dict[str, list[dict]], names: list[str], n_boot: int = 1000, seed: int = 0) -> dict:
     """The measures on real photographs (:data:`NOREF_MEASURES`) per model: mean over seeds of
     the per-image values, 95 % CI over images, the paired difference ``ttl - model`` (bootstrap CI, Wilcoxon p;
-    negative = ``ttl`` better, except for the scene kept) and, for the streak energy, the share of the input's energy removed (pooled over
-    the photographs: ``1 - sum E(out) / sum E(input)``)."""
+    negative = ``ttl`` better, except for the scene kept) and, for the streak energy, the share of the input's energy
+    removed (pooled over the photographs: ``1 - sum E(out) / sum E(input)``)."""
     from .rainleft import MIN_ENERGY
     from .stats import bootstrap_ci, paired_bootstrap
 
@@ -526,6 +526,8 @@ def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 100
             for a, b, what in BINDING_PAIRS if a in scores and b in scores}
 
 
+from .realrain import NUISANCE_MAX_SHARE  # noqa: E402  (the judge's validity bound, one place)
+
 VERDICT_RULES = {
     "C1": "supported if synthetic rain is told apart from real photographs (C2ST AUC interval above 0.5) and the "
           "realistic renderer is closer to them on most statistics; no real photographs: not assessed",
@@ -543,11 +545,12 @@ VERDICT_RULES = {
            "kept; paired interval of ttl minus baseline not above 0); not supported if it is worse than either on "
            "realistic rain (interval below 0) or leaves more credited rain than either (interval above 0); mixed "
            "otherwise. The real-photograph part counts only if the judge is valid (no nuisance of "
-           "ttl.realrain.NUISANCES judged derained on more than 10 % of the real photographs) and the ranking check "
+           f"ttl.realrain.NUISANCES judged derained on more than {NUISANCE_MAX_SHARE * 100:g} % of the real photographs) "
+           "and the ranking check "
            "supports it (on the realistic test renders, Kendall's tau between the models' credited rain left and "
            "their PSNR-Y against the streak-free target has a 95 % interval above 0); otherwise the verdict rests on "
-           "realistic rain alone and says so. Clean-target PSNR-Y, P(rain) of the line statistics, streak energy and NIQE are reported "
-           "beside",
+           "realistic rain alone and says so. Clean-target PSNR-Y, P(rain) of the line statistics, streak energy and "
+           "NIQE are reported beside",
     "C4": "supported if the student has at most 1/3 of the teachers' parameters and keeps their tasks (T2-task "
           "PSNR-Y within 1 dB of T2, linear-probe accuracy within 0.05 of T1's); mixed if only the size holds",
 }

@@ -36,13 +36,20 @@ def gaussian_kernel1d(sigma: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B,C,H,W)`` with reflect padding (sigma in px)."""
-    k = gaussian_kernel1d(sigma).to(x)
+def gaussian_blur(x: torch.Tensor, sigma: float, sigma_y: float | None = None) -> torch.Tensor:
+    """Separable Gaussian blur of ``(B,C,H,W)`` with reflect padding (sigma in px). ``sigma_y``: a different vertical
+    sigma (``sigma`` is then the horizontal one); an axis whose sigma is 0 is left as it is."""
     c = x.shape[1]
-    r = k.numel() // 2
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    sy = sigma if sigma_y is None else sigma_y
+    if sigma > 0:
+        k = gaussian_kernel1d(sigma).to(x)
+        r = k.numel() // 2
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    if sy > 0:
+        k = gaussian_kernel1d(sy).to(x)
+        r = k.numel() // 2
+        x = F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return x
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:

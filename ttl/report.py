@@ -280,7 +280,8 @@ def _evaluation_section(m: dict) -> list[str]:
                 "splits of real rainy vs rain-free photographs, floored at the median rain-free photograph"
                 + (f"; test AUC {jr['test_auc']:.2f} [{jr['test_low']:.2f}, {jr['test_high']:.2f}], "
                    f"{jr['n_test_rainy']} vs {jr['n_test_clean']} photographs" if jr else "")
-                + ") counted only where the *scene kept* (SSIM-Y against the input outside its streak candidates) "
+                + ") counted only where the *scene kept* (the least of SSIM-Y and the horizontal and vertical gradient energy "
+                "against the input, outside its streak candidates) "
                 "reaches the level of streak-free targets"
                 + (f" ({jr['scene_floor']:.2f})" if jr else "") + "; beside it P(rain) of the oriented-line "
                 "statistics and the streak energy (both fooled by blur), NIQE and PIQE. Mean [95 % CI]; higher is "

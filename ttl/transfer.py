@@ -28,6 +28,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .imageops import luminance
+
 __all__ = ["weight_report", "activation_rms", "linear_cka", "feature_cka", "rain_probe", "starts", "diagnose"]
 
 _LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
@@ -98,10 +100,6 @@ def feature_cka(a: nn.Module, b: nn.Module, images: torch.Tensor, positions: int
     return out
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
-
-
 def _ridge_r2(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor, l2: float) -> float:
     mu, sd = xtr.mean(0), xtr.std(0) + 1e-8
     ztr = torch.cat([(xtr - mu) / sd, torch.ones(len(xtr), 1, dtype=xtr.dtype)], 1)
@@ -123,7 +121,7 @@ def rain_probe(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Tensor
     n = len(rainy)
     if n < 2:
         raise ValueError("rain_probe needs at least 2 images (one half fits the probe, the other scores it)")
-    target = (_luma(rainy) - _luma(clean)).double()
+    target = (luminance(rainy) - luminance(clean)).double()
     feats = {"input": rainy.double()}
     if model is not None:
         feats = {k: F.interpolate(v.float(), size=rainy.shape[-2:], mode="bilinear", align_corners=False).double()
@@ -224,7 +222,6 @@ def _main(argv: Sequence[str] | None = None) -> None:
     student = res / "03_distillation" / a.preset / "checkpoints" / "student.pt"
     data = find_data_dir() if a.data_dir == "auto" else (Path(a.data_dir) if a.data_dir != "none" else None)
     clean_dir = data / "clean_scenes" if data is not None and (data / "clean_scenes").is_dir() else None
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     sets = validation_sets(cfg, a.seed, clean_dir)
     sets = {k: sets[k] for k in ("synthetic", "realistic")}
     context = bool(cfg.get("context", False))
