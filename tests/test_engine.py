@@ -131,3 +131,45 @@ def test_the_fused_optimizer_trains_like_the_plain_one():
         assert torch.equal(a, b)
     for a, b in zip(runs[True][0], runs[False][0]):
         assert torch.allclose(a, b, atol=1e-5)
+
+
+def _selection_run(run_dir, scores, resume=False, kill_at=None):
+    """The engine job with validation every 2 of 8 steps returning ``scores`` in turn, selecting on them."""
+    it = iter(scores)
+    seen = {}
+
+    def validate(m):
+        v = next(it)
+        seen[v] = [p.detach().clone() for p in m.parameters()]
+        return {"score": v}
+
+    def on_step(s):
+        if kill_at is not None and s == kill_at:
+            raise KeyboardInterrupt
+
+    model = job.make_model(dropout=0.0)
+    cfg = TrainConfig(steps=8, batch=8, lr=1e-2, val_every=2, ckpt_every=1, progress=False, device="cpu", amp=False,
+                      select="score")
+    log = train(model, job.Pairs(), job.step_fn, cfg, run_dir=run_dir, validate=validate, resume=resume,
+                on_step=on_step)
+    return model, log, seen
+
+
+def test_selection_ends_with_the_best_validation_weights(tmp_path):
+    model, log, seen = _selection_run(tmp_path / "a", [1.0, 5.0, 2.0, 0.5])
+    assert log["best"] == {"step": 4, "value": 5.0}
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), seen[5.0]))
+    assert not all(torch.equal(a, b) for a, b in zip(model.parameters(), seen[0.5]))
+    with pytest.raises(KeyError, match="score"):  # a key validation does not return is an error, not a silent no-op
+        train(job.make_model(), job.Pairs(), job.step_fn,
+              TrainConfig(steps=2, batch=8, val_every=1, progress=False, device="cpu", amp=False, select="score"),
+              validate=lambda m: {"other": 0.0})
+
+
+def test_a_resumed_run_selects_as_an_uninterrupted_one(tmp_path):
+    ref, ref_log, _ = _selection_run(tmp_path / "ref", [1.0, 3.0, 2.0, 0.0])
+    with pytest.raises(KeyboardInterrupt):
+        _selection_run(tmp_path / "b", [1.0, 3.0, 2.0, 0.0], kill_at=5)  # after the step-4 best, before step 6
+    model, log, _ = _selection_run(tmp_path / "b", [2.0, 0.0], resume=True)  # the validations after the kill
+    assert log["resumed_from"] == 5 and log["best"] == ref_log["best"] == {"step": 4, "value": 3.0}
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))

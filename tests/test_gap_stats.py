@@ -139,3 +139,24 @@ def test_real_and_folder_domains(tmp_path):
     assert len(imgs) == 4 and imgs[0][0].shape == (3, 32, 32) and man["calibration_files_excluded"] == 0
     imgs, man = folder_domain(tmp_path / "syn", 32)
     assert len(imgs) == 5 and man["layout"] == "rain13k"
+
+
+def test_draw_bootstrap_carries_the_draw_to_draw_variance():
+    """Rows that agree closely image by image but whose draws scatter: the image-only interval excludes 0, the
+    interval over draws and images covers it; with one draw per side it is the image bootstrap again."""
+    from ttl.stats import draw_bootstrap
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(25, 2, 40)
+    a = np.array([base + s + rng.normal(0, 0.05, 40) for s in (1.5, -1.0, 0.8, -1.3, 1.2)])
+    b = np.array([base + s + rng.normal(0, 0.05, 40) for s in (0.0, 0.1, -0.1, 0.05, -0.05)])
+    img = paired_bootstrap(a.mean(0), b.mean(0), n_boot=500)
+    r = draw_bootstrap(a, b, paired_draws=True, n_boot=500)
+    assert abs(r["mean_diff"] - img["mean_diff"]) < 1e-9 and (img["low"] > 0 or img["high"] < 0)
+    assert r["low"] < 0 < r["high"] and r["draws_a"] == r["draws_b"] == 5 and r["n"] == 40
+    one = draw_bootstrap(a[:1], b[:1], paired_draws=False, n_boot=500)
+    assert one["low"] > 0  # one draw each: images only (draw 0 of a is 1.5 dB above)
+    with pytest.raises(ValueError, match="same images"):
+        draw_bootstrap(a, b[:, :10], paired_draws=False)
+    with pytest.raises(ValueError, match="paired draws"):
+        draw_bootstrap(a, b[:3], paired_draws=True)

@@ -12,6 +12,9 @@
   the model, optimiser, scheduler, every RNG state, the step and the log. A killed run started again with the
   same arguments resumes from its last checkpoint and ends where an uninterrupted run ends: the data order is a
   function of (seed, epoch) and the position in the epoch, not of history.
+* **Checkpoint selection**: with ``select`` naming a key of ``validate``'s result, the engine keeps the weights of
+  the validation that scored highest on it (with a ``run_dir``, inside ``last.pt`` too, so a resumed run selects
+  exactly as an uninterrupted one) and ends with them in the model; the log records ``best`` (step and value). Without it the model ends at its last step.
 * Every load goes through :func:`load_checkpoint`, i.e. ``torch.load(..., weights_only=True)``: a file that
   carries a pickled object is refused, never executed.
 * **Several GPUs**: launched with ``torchrun --nproc_per_node N``, the same call trains with DDP (NCCL on GPU,
@@ -66,6 +69,7 @@ class TrainConfig:
     fused: bool = True  # the fused AdamW kernel on CPU and CUDA (one kernel for all parameters; ~8 % per step here)
     progress: bool = True
     desc: str = "train"
+    select: str | None = None  # a key of validate()'s result: end with the weights that maximised it
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -216,7 +220,9 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     is deleted and training starts afresh. ``parameters``: what to optimise
     (default: every parameter that requires grad). ``validate(model)`` runs every ``cfg.val_every`` steps and
     at the end, on rank 0. ``on_step(step)`` is called after each step (tests use it to simulate a kill).
-    Returns the log: ``step``, ``loss``, ``lr`` lists, ``val`` records, ``time_s``, ``resumed_from``."""
+    With ``cfg.select`` the model ends with the weights of its best validation on that key.
+    Returns the log: ``step``, ``loss``, ``lr`` lists, ``val`` records, ``time_s``, ``resumed_from`` and, with
+    ``cfg.select``, ``best`` (``{"step", "value"}``)."""
     dev = resolve_device(cfg.device)
     ctx = distributed_context(dev)
     if dev.type == "cuda" and ctx.world > 1:
@@ -234,8 +240,11 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     warmup = cfg.warmup if cfg.warmup is not None else max(1, cfg.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.steps, warmup, cfg.lr_floor))
     log: dict[str, Any] = {"step": [], "loss": [], "lr": [], "val": [], "time_s": 0.0, "resumed_from": None}
+    if cfg.select and validate is None:
+        raise ValueError(f"select={cfg.select!r} needs a validate function")
     start = 0
     ckpt = Path(run_dir) / "last.pt" if run_dir is not None else None
+    best_state: dict[str, torch.Tensor] | None = None
     if ckpt is not None and not resume and ctx.main:  # start afresh: a stale run must not be resumed later
         for stale in (ckpt, Path(run_dir) / "log.json"):
             stale.unlink(missing_ok=True)
@@ -252,6 +261,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
         start = int(state["step"])
         log = json.loads(state["log"])
         log["resumed_from"] = start
+        best_state = state.get("best_model")
     net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None) \
         if ctx.world > 1 else model
     amp = cfg.amp and bf16_supported(dev)
@@ -261,7 +271,8 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             return
         save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "rng": _rng_state(), "step": step,
-                               "log": json.dumps(log), "config": json.dumps(asdict(cfg))})
+                               "log": json.dumps(log), "config": json.dumps(asdict(cfg)),
+                               **({"best_model": best_state} if best_state is not None else {})})
         (Path(run_dir) / "log.json").write_text(json.dumps(log))
 
     t0 = time.time() - float(log.get("time_s", 0.0))
@@ -293,12 +304,20 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             with torch.no_grad():
                 log["val"].append({"step": step + 1, **validate(model)})
             model.train()
+            score = log["val"][-1].get(cfg.select) if cfg.select else None
+            if cfg.select and score is None:
+                raise KeyError(f"select={cfg.select!r} is not among the validation keys {sorted(log['val'][-1])}")
+            if score is not None and (not log.get("best") or score > log["best"]["value"]):
+                log["best"] = {"step": step + 1, "value": float(score)}
+                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         log["time_s"] = time.time() - t0
         if last or (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0):
             checkpoint(step + 1)
         if on_step is not None:
             on_step(step + 1)
     model.eval()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     if cfg.channels_last:
         model.to(memory_format=torch.contiguous_format)
     if ctx.world > 1:

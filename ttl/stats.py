@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "auc_ci", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
+__all__ = ["bootstrap_ci", "paired_bootstrap", "draw_bootstrap", "auc_ci", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
            "auc", "c2st", "C2STResult"]
 
 
@@ -47,6 +47,32 @@ def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 1000,
     except ValueError:
         p = float("nan")
     return {"mean_diff": est, "low": lo, "high": hi, "wilcoxon_p": p, "n": int(d.size)}
+
+
+def draw_bootstrap(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]], paired_draws: bool,
+                   n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> dict[str, float]:
+    """Mean difference ``a - b`` of two rows scored on the same images, with an interval that carries both sources
+    of variance: ``a`` and ``b`` are ``(draws, images)`` arrays (one line per seed / minority draw); each replicate
+    resamples the images (the same for both rows) and the draws (the same draw indices for both rows when
+    ``paired_draws``, i.e. seed k of both rows shares its minority; independently otherwise) and averages. With a
+    single draw on each side it reduces to the image bootstrap. Returns ``mean_diff``, ``low``, ``high``, the
+    number of draws on each side and of images."""
+    a, b = np.atleast_2d(np.asarray(a, float)), np.atleast_2d(np.asarray(b, float))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"both rows need the same images, got {a.shape[1]} and {b.shape[1]}")
+    if paired_draws and a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired draws need as many draws on each side, got {a.shape[0]} and {b.shape[0]}")
+    rng = _rng(seed)
+    ka, kb, n = a.shape[0], b.shape[0], a.shape[1]
+    boots = np.empty(n_boot)
+    for i in range(n_boot):
+        img = rng.integers(0, n, n)
+        da = rng.integers(0, ka, ka)
+        db = da if paired_draws else rng.integers(0, kb, kb)
+        boots[i] = a[np.ix_(da, img)].mean() - b[np.ix_(db, img)].mean()
+    lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
+    return {"mean_diff": float(a.mean() - b.mean()), "low": float(lo), "high": float(hi), "draws_a": ka,
+            "draws_b": kb, "n": n}
 
 
 def wasserstein_distance_ci(x: Sequence[float], ref: Sequence[float], n_boot: int = 1000, level: float = 0.95,
