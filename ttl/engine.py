@@ -14,7 +14,9 @@
   function of (seed, epoch) and the position in the epoch, not of history.
 * **Checkpoint selection**: with ``select`` naming a key of ``validate``'s result, the engine keeps the weights of
   the validation that scored highest on it (with a ``run_dir``, inside ``last.pt`` too, so a resumed run selects
-  exactly as an uninterrupted one) and ends with them in the model; the log records ``best`` (step and value). Without it the model ends at its last step.
+  exactly as an uninterrupted one) and ends with them in the model; the log records ``best`` (step and value).
+  Without it the model ends at its last step. Under DDP only rank 0 validates, so only rank 0 (which writes every
+  checkpoint) ends with the selected weights.
 * Every load goes through :func:`load_checkpoint`, i.e. ``torch.load(..., weights_only=True)``: a file that
   carries a pickled object is refused, never executed.
 * **Several GPUs**: launched with ``torchrun --nproc_per_node N``, the same call trains with DDP (NCCL on GPU,

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-__all__ = ["bootstrap_ci", "paired_bootstrap", "draw_bootstrap", "auc_ci", "wasserstein_distance_ci", "js_divergence", "js_divergence_ci",
-           "auc", "c2st", "C2STResult"]
+__all__ = ["bootstrap_ci", "paired_bootstrap", "draw_bootstrap", "auc_ci", "wasserstein_distance_ci", "js_divergence",
+           "js_divergence_ci", "auc", "c2st", "C2STResult"]
 
 
 def _rng(seed: int) -> np.random.Generator:
