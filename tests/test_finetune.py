@@ -206,6 +206,8 @@ def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):
     cfg = resolve_config("smoke", f_renders=3, f_rain=["light", "heavy", "none"])
     pairs = FT.synthetic_pairs(cfg, 0, "train", clean_dir=tmp_path)
     assert pairs.manifest()["amounts"] == {"light": 16, "heavy": 16, "none": 16}
+    assert pairs.manifest()["tilt_deg"] == cfg["f_tilt"] > 0  # training rain leans wider than the presets ...
+    assert FT.synthetic_pairs(cfg, 0, "val", clean_dir=tmp_path).manifest()["tilt_deg"] == 0.0  # ... validation not
     by = {"light": [], "heavy": [], "none": []}
     for j, (r, c) in enumerate(zip(pairs.rainy, pairs.clean)):
         i, k = divmod(j, 3)

@@ -7,7 +7,7 @@ import torch
 from ttl.gap import image_statistics
 from ttl.imageops import luminance
 from ttl.rain import (RealisticRain, RealisticRainConfig, ScatteringConfig, SyntheticRain, rain_scattering,
-                      render_streaks)
+                      render_streaks, synthetic_preset, widened)
 from ttl.scenes import dead_leaves
 from ttl.utils import generator
 
@@ -55,6 +55,41 @@ def test_streaks_follow_the_requested_direction():
         assert abs(st.scalars["orientation_tilt"] - abs(deg)) < 6, deg
         assert st.scalars["orientation_spread"] < 8
         assert st.scalars["streak_length"] > 3 * st.scalars["streak_width"]
+
+
+def test_widened_training_rain_leans_further_than_the_presets(scenes):
+    """``widened`` sets the direction range to at least +-tilt (never narrows it, never edits the preset) and the
+    rendered streaks, measured on the rain layer, do lean further."""
+    light = synthetic_preset("light")
+    lo, hi = light.angle
+    wide = widened(light, 45.0)
+    assert wide.angle == (-45.0, 45.0) and tuple(light.angle) == (lo, hi)
+    assert widened(light, 1.0).angle == (float(lo), float(hi))
+    with pytest.raises(ValueError, match="tilt"):
+        widened(light, -5.0)
+    clean = scenes[0].repeat(6, 1, 1, 1)  # 24 images
+    tilts = {}
+    for name, cfg in (("preset", light), ("wide", wide)):
+        r = SyntheticRain(cfg)(clean, generator(3))
+        assert r.params["angle"].abs().max() <= max(abs(lo), abs(hi), 45.0) + 1e-6
+        tilts[name] = np.mean([image_statistics(x.clamp(0, 1), rain_layer=layer).scalars["orientation_tilt"]
+                               for x, layer in zip(r.rainy, r.rain_layer)])
+        if name == "preset":
+            assert r.params["angle"].abs().max() <= max(abs(lo), abs(hi)) + 1e-6
+    assert tilts["wide"] > tilts["preset"] + 8, tilts
+
+
+@pytest.mark.parametrize("make", [lambda: SyntheticRain("light"), lambda: SyntheticRain("heavy"), lambda: RealisticRain()])
+def test_rain_strength_does_not_depend_on_the_render_size(make):
+    """The renderers are calibrated at 256 px; on a 2x larger image (scale 2) streaks are 2x longer and wider and must
+    be 4x sparser, so that the share of the image under rain (the mean rain layer) stays the same."""
+    rain = make()
+    strength = {}
+    for side, scale in ((128, 1.0), (256, 2.0)):
+        grey = torch.full((8, 3, side, side), 0.3)
+        extra = (torch.full((8, 1, side, side), 0.5),) if isinstance(rain, RealisticRain) else ()
+        strength[scale] = float(rain(grey, generator(5), *extra, scale=scale).rain_layer.abs().mean())
+    assert 0.75 < strength[2.0] / strength[1.0] < 1.33, strength
 
 
 def test_streak_body_has_seed_brightness():

@@ -51,6 +51,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_renders": 5,  # renders of each training photograph, fixed like a dataset
         # rain amount of render k of photo i: f_rain[(i + k) % len(f_rain)]; a fifth rain-free (README ledger)
         "f_rain": ["light", "heavy", "light", "heavy", "none"],
+        # training streaks lean up to f_tilt degrees from vertical (ttl.rain.widened; validation/test keep the presets)
+        "f_tilt": 45.0,
         "f_size": 48,  # validation crops (and procedural scenes) are f_size px
         "f_val": 4,  # procedural fallback: validation scenes per domain
         "f_patch": 32,  # training crops
@@ -112,6 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_size": 192,
         "f_renders": 5,
         "f_rain": ["light", "heavy", "light", "heavy", "none"],
+        "f_tilt": 45.0,
         "f_val": 64,
         "f_patch": 64,
         "f_patch_late": 96,
@@ -171,6 +174,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_size": 256,
         "f_renders": 5,
         "f_rain": ["light", "heavy", "light", "heavy", "none"],
+        "f_tilt": 45.0,
         "f_val": 200,
         "f_patch": 128,
         "f_patch_late": 192,

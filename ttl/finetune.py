@@ -48,7 +48,7 @@ from .config import folder_manifest
 from .datasets import FixedPairs, RealDomainUnlabeled, assert_unlabeled
 from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
 from .metrics import rain_amount
-from .rain import SyntheticRain
+from .rain import SyntheticRain, synthetic_preset, widened
 from .scenes import SPLITS, dead_leaves, load_photo, scene_split
 from .train import evaluate_pairs
 from .utils import generator, seed_of
@@ -69,12 +69,14 @@ RAIN_AMOUNTS = ("none", "light", "heavy")
 
 
 def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: int = 1, crop: int | None = None,
-                   realistic: bool = False, amounts: tuple[str, ...] | list[str] = ("light", "heavy")) -> dict[str, Any]:
+                   realistic: bool = False, amounts: tuple[str, ...] | list[str] = ("light", "heavy"),
+                   tilt: float = 0.0) -> dict[str, Any]:
     """Each photograph (at the working scale, short side ``photo_size``) rendered ``renders`` times with synthetic rain
     whose amount cycles through ``amounts`` (render ``k`` of photo ``i`` gets ``amounts[(i + k) % len(amounts)]``:
     ``"light"`` and ``"heavy"`` are the calibrated presets, ``"none"`` leaves the photograph rain-free, so that "change
     nothing" is learned too), or once with realistic rain; ``crop``: the centre ``crop`` x ``crop`` square of
-    each photograph, rain rendered at the photograph's scale. Returns lists of ``rainy``, ``clean`` (and
+    each photograph, rain rendered at the photograph's scale; ``tilt``: synthetic streaks lean up to that many degrees
+    from vertical (:func:`ttl.rain.widened`; 0 keeps the presets' ranges). Returns lists of ``rainy``, ``clean`` (and
     ``streak_free``) tensors, scene names and the amount of each render."""
     from .rain import RealisticRain
 
@@ -83,7 +85,7 @@ def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: i
         raise ValueError(f"unknown rain amounts {sorted(unknown)}; valid: {', '.join(RAIN_AMOUNTS)}")
     out: dict[str, list] = {"rainy": [], "clean": [], "streak_free": [], "scenes": [], "amounts": []}
     realistic_rain = RealisticRain() if realistic else None
-    synthetic = {a: SyntheticRain(a) for a in set(amounts) - {"none"}}
+    synthetic = {a: SyntheticRain(widened(synthetic_preset(a), tilt)) for a in set(amounts) - {"none"}}
     for i, p in enumerate(paths):
         photo = load_photo(p, photo_size, min_size=crop or 16)
         if crop:
@@ -144,11 +146,13 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
         amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
         r = _render_photos(paths, cfg["photo_size"], seed, 17 + SPLITS.index(split),
                            renders=cfg["f_renders"] if split == "train" else 1,
-                           crop=None if split == "train" else cfg["f_size"], amounts=amounts)
+                           crop=None if split == "train" else cfg["f_size"], amounts=amounts,
+                           tilt=cfg["f_tilt"] if split == "train" else 0.0)
         out = FixedPairs(r["rainy"], r["clean"], r["scenes"], patch, seed,
                          {"source": "clean_dir", "split": split, "photo_size": cfg["photo_size"],
                            "renders_per_scene": cfg["f_renders"] if split == "train" else 1,
                           "rain": f"synthetic, amounts cycling {'/'.join(amounts)}",
+                          "tilt_deg": cfg["f_tilt"] if split == "train" else 0.0,
                           "amounts": {a: r["amounts"].count(a) for a in amounts},
                           "files": folder_manifest(paths)})
         out.amounts = r["amounts"]
@@ -157,13 +161,15 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
     clean, _ = dead_leaves(n, cfg["f_size"], seed=seed, split=split)
     g = generator(seed_of(seed, 17, SPLITS.index(split)))
     amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
+    tilt = cfg["f_tilt"] if split == "train" else 0.0
     rainy = clean.clone()
     for k, a in enumerate(amounts):  # item i gets amounts[i % len(amounts)]
         if a != "none":
-            rainy[k::len(amounts)] = SyntheticRain(a)(clean[k::len(amounts)], g).rainy
+            rainy[k::len(amounts)] = SyntheticRain(widened(synthetic_preset(a), tilt))(clean[k::len(amounts)], g).rainy
     out = FixedPairs(list(rainy), list(clean), [f"{split}-{i}" for i in range(n)], patch, seed,
                      {"source": "procedural", "split": split, "n": n, "size": cfg["f_size"], "seed": seed,
-                      "rain": f"synthetic, item i has amount {'/'.join(amounts)}[i % {len(amounts)}]"})
+                      "rain": f"synthetic, item i has amount {'/'.join(amounts)}[i % {len(amounts)}]",
+                      "tilt_deg": tilt})
     out.amounts = [amounts[i % len(amounts)] for i in range(n)]
     return out
 

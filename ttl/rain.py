@@ -181,6 +181,18 @@ def synthetic_preset(name: str, calibrated: bool = True) -> SyntheticRainConfig:
     return copy.deepcopy(SYNTHETIC_DEFAULTS[name])
 
 
+def widened(config: SyntheticRainConfig, tilt: float) -> SyntheticRainConfig:
+    """``config`` with its dominant streak direction drawn from at least ``-tilt`` .. ``+tilt`` degrees from vertical
+    (a training-data widening: the calibrated presets fit the public sets' *average* tilt, while single public images
+    tilt their rain by up to about 45 degrees, and a network trained on near-vertical rain leaves such rain alone)."""
+    if tilt < 0:
+        raise ValueError(f"tilt={tilt} degrees; give 0 (the preset's own range) or a positive half-range")
+    lo, hi = (config.angle, config.angle) if isinstance(config.angle, (int, float)) else config.angle
+    out = copy.deepcopy(config)
+    out.angle = (min(float(lo), -float(tilt)), max(float(hi), float(tilt)))
+    return out
+
+
 class SyntheticRain:
     """Photoshop-style rain. ``SyntheticRain("light")``, ``SyntheticRain("heavy")`` (calibrated presets, see
     :func:`synthetic_preset`) or a :class:`SyntheticRainConfig`."""
@@ -196,7 +208,8 @@ class SyntheticRain:
     def __call__(self, clean: torch.Tensor, g: torch.Generator, scale: float | None = None) -> RainSample:
         """Rain on ``clean`` (B,3,H,W). Streak sizes are set for a 256-px image and scaled by ``scale`` (default:
         the short side / 256; pass the size of the photograph a crop was cut from, so that rain on a crop looks like
-        rain on the whole photograph)."""
+        rain on the whole photograph); seeds thin out as streaks grow, so the rain's strength (its PSNR, its
+        brightening) does not depend on the size it is rendered at."""
         c = self.config
         b, _, h, w = clean.shape
         scale = min(h, w) / 256 if scale is None else scale
@@ -206,9 +219,12 @@ class SyntheticRain:
         rain = torch.zeros(b, 1, h, w)
         params: dict[str, Any] = {"layers": n_layers, "angle": base_angle}
         lengths, densities = [], []
+        # streaks grow with the scale (length x scale, width x max(scale, 0.5)); seeds thin out by the same factor, so
+        # the share of the image under rain is the one calibrated at 256 px whatever size the rain is rendered at
+        thin = 1.0 / (scale * max(scale, 0.5))
         for k in range(int(n_layers.max())):
             active = (k < n_layers).float()
-            dens = _draw(c.density, b, g) * active
+            dens = _draw(c.density, b, g) * active * thin
             length = _draw(c.length, b, g) * scale
             width = _draw(c.width, b, g) * max(scale, 0.5)
             ang = base_angle + (torch.rand(b, generator=g) * 2 - 1) * c.layer_spread * (k > 0)
@@ -419,7 +435,7 @@ class RealisticRain:
         gain = _draw(c.radiance_gain, b, g).view(b, 1, 1, 1)
         radiance = (gain * (env_share * env + (1 - env_share) * a_lin)).clamp(0, 1.5)
 
-        dens0 = _draw(c.density, b, g, log=True)
+        dens0 = _draw(c.density, b, g, log=True) / (scale * max(scale, 0.5))  # as in SyntheticRain: size-free
         len0 = _draw(c.length, b, g) * _draw(c.exposure, b, g) * scale
         wid0 = _draw(c.width, b, g) * max(scale, 0.5)
         defoc0 = _draw(c.defocus, b, g) * max(scale, 0.5)
@@ -435,7 +451,7 @@ class RealisticRain:
             visible = torch.sigmoid((depth - d) / 0.03)  # drops behind a scene surface are hidden
             cov = cov * visible
             img = img * (1 - cov) + radiance * cov
-        params.update({"wind_angle": mean_angle, "wind_variation": variation, "density": dens0,
+        params.update({"wind_angle": mean_angle, "wind_variation": variation, "density": dens0 * scale * max(scale, 0.5),
                        "length": len0, "width": wid0, "defocus": defoc0, "opacity": op_near,
                        "far_opacity": op_far})
 

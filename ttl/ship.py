@@ -43,6 +43,7 @@ RECIPE: dict[str, Any] = {
     "photo_size": 320,  # short side at which the training photographs are rendered (the study's default)
     "renders": 5,
     "rain": ["light", "heavy", "light", "heavy", "none"],
+    "tilt": 45.0,  # rendered streaks lean up to 45 degrees from vertical, as single public images do (ttl.rain.widened)
     "public_repeats": 4,  # each public training pair counts as this many rendered pairs
     "seed": 0,
 }
@@ -84,7 +85,7 @@ def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) 
     if clean_dir is not None:
         paths = split_paths(clean_dir, "train", "clean_dir")
         r = _render_photos(paths, recipe["photo_size"], recipe["seed"], 71, renders=recipe["renders"],
-                           amounts=tuple(recipe["rain"]))
+                           amounts=tuple(recipe["rain"]), tilt=recipe.get("tilt", 0.0))
         rainy, clean, scenes = r["rainy"], r["clean"], r["scenes"]
         manifest["clean_dir"] = {"folder": str(clean_dir), "split": "train", "renders": recipe["renders"],
                                  "amounts": {a: r["amounts"].count(a) for a in recipe["rain"]},
