@@ -122,6 +122,12 @@ def render_streaks(seeds: torch.Tensor, angle: torch.Tensor, length: torch.Tenso
     return out
 
 
+def _streak_area(scale: float) -> float:
+    """How much a streak's area grows at ``scale`` (length x scale, width x max(scale, 0.5)): the renderers divide their
+    seed density by it, so that the share of the image under rain is the one calibrated at 256 px at any size."""
+    return scale * max(scale, 0.5)
+
+
 def _seed_canvas(b: int, h: int, w: int, margin: int, density: torch.Tensor, g: torch.Generator,
                  brightness: tuple[float, float] = (0.5, 1.0)) -> torch.Tensor:
     """Sparse seeds: each pixel of the padded canvas is a seed with probability ``density`` (per image)."""
@@ -219,12 +225,9 @@ class SyntheticRain:
         rain = torch.zeros(b, 1, h, w)
         params: dict[str, Any] = {"layers": n_layers, "angle": base_angle}
         lengths, densities = [], []
-        # streaks grow with the scale (length x scale, width x max(scale, 0.5)); seeds thin out by the same factor, so
-        # the share of the image under rain is the one calibrated at 256 px whatever size the rain is rendered at
-        thin = 1.0 / (scale * max(scale, 0.5))
         for k in range(int(n_layers.max())):
             active = (k < n_layers).float()
-            dens = _draw(c.density, b, g) * active * thin
+            dens = _draw(c.density, b, g) * active * (1.0 / _streak_area(scale))
             length = _draw(c.length, b, g) * scale
             width = _draw(c.width, b, g) * max(scale, 0.5)
             ang = base_angle + (torch.rand(b, generator=g) * 2 - 1) * c.layer_spread * (k > 0)
@@ -435,7 +438,7 @@ class RealisticRain:
         gain = _draw(c.radiance_gain, b, g).view(b, 1, 1, 1)
         radiance = (gain * (env_share * env + (1 - env_share) * a_lin)).clamp(0, 1.5)
 
-        dens0 = _draw(c.density, b, g, log=True) / (scale * max(scale, 0.5))  # as in SyntheticRain: size-free
+        dens0 = _draw(c.density, b, g, log=True) / _streak_area(scale)  # as in SyntheticRain: size-free
         len0 = _draw(c.length, b, g) * _draw(c.exposure, b, g) * scale
         wid0 = _draw(c.width, b, g) * max(scale, 0.5)
         defoc0 = _draw(c.defocus, b, g) * max(scale, 0.5)
@@ -451,7 +454,7 @@ class RealisticRain:
             visible = torch.sigmoid((depth - d) / 0.03)  # drops behind a scene surface are hidden
             cov = cov * visible
             img = img * (1 - cov) + radiance * cov
-        params.update({"wind_angle": mean_angle, "wind_variation": variation, "density": dens0 * scale * max(scale, 0.5),
+        params.update({"wind_angle": mean_angle, "wind_variation": variation, "density": dens0 * _streak_area(scale),
                        "length": len0, "width": wid0, "defocus": defoc0, "opacity": op_near,
                        "far_opacity": op_far})
 
