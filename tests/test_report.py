@@ -33,3 +33,14 @@ def test_each_notebook_findings_are_its_readme_part():
         assert text.strip() and text.strip() in readme, nb
     with pytest.raises(ValueError, match="no findings section"):
         findings({"notebook": "99_unknown"})
+
+
+def test_public_pairs_tables_have_a_cell_under_every_header():
+    """A row scored on the test photographs but not on the public sets (an ablation) gets no public column, so the
+    markdown rows stay aligned with their header."""
+    m = json.loads((ROOT / "results" / "05_real_world_evaluation" / "default" / "metrics.json").read_text())
+    text = "\n".join(SECTIONS["05_real_world_evaluation"](m))
+    for title in ("**Public pairs**", "Gain over the rainy input on the public test pairs"):
+        table = text.split(title, 1)[1].split("\n\n", 2)[1].splitlines()
+        widths = {line.count("|") for line in table}
+        assert len(widths) == 1, (title, table[:3])

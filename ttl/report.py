@@ -235,7 +235,8 @@ def _evaluation_section(m: dict) -> list[str]:
         out.append(f"| {n} | " + " | ".join(f"{ci_text(v[d], 'psnr_y')} | {ci_text(v[d], 'ssim_y')}" for d in sets) + " |")
     pub = m.get("public") or {}
     if pub:
-        models = [n for n in head if n != "input"]
+        # public sets score the headline rows only: a column for every model scored on each of them
+        models = [n for n in head if n != "input" and all(n in per for per in pub.values())]
         out += ["", "**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
                 "the `_train` and `rain13k` samples are training pairs of their sets, used to calibrate the synthetic "
                 "renderer only):", "",
