@@ -242,14 +242,14 @@ def _evaluation_section(m: dict) -> list[str]:
                 "renderer only):", "",
                 "| set | n | input | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
         for name, per in pub.items():
-            cells = [f"{per[x]['psnr_y']:.2f} / {per[x]['ssim_y']:.3f}" for x in ["input"] + models if x in per]
+            cells = [f"{per[x]['psnr_y']:.2f} / {per[x]['ssim_y']:.3f}" for x in ["input"] + models]
             out.append(f"| {name} | {per['input']['n']} | " + " | ".join(cells) + " |")
         out += ["", "Gain over the rainy input on the public test pairs, PSNR-Y (dB) [95 % CI over images]:", "",
                 "| set | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
         for name, per in pub.items():
             out.append(f"| {name} | " + " | ".join(
                 f"{per[x]['gain_over_input']['psnr_y']['mean_diff']:+.2f} [{per[x]['gain_over_input']['psnr_y']['low']:+.2f}, "
-                f"{per[x]['gain_over_input']['psnr_y']['high']:+.2f}]" for x in models if x in per) + " |")
+                f"{per[x]['gain_over_input']['psnr_y']['high']:+.2f}]" for x in models) + " |")
     amounts = m.get("by_rain_amount") or []
     if amounts:
         out += ["", "**Light rain and heavy rain** (each set split by the input's rain amount: light = on average less "
