@@ -21,6 +21,10 @@
 # The teachers of notebook 02 are frozen. One student encoder-decoder, several times smaller than T1 and T2
 # together, learns from unlabeled real-domain images only: light 1x1 adapters map its encoder stages onto T1's
 # and T2's encoder stages and its decoder stages onto T2's decoder stages, and its output is matched to T2's.
+# Features are compared after standardising both sides per image (`d_norm = "standardise"`,
+# `ttl.distill.FEATURE_LOSSES`): the study before this fix matched the teachers' raw feature scale, and its
+# distilled student started fine-tuning with deep activations 38-230x those of a fresh network (README ledger;
+# notebook 04 §7 measures both starts side by side and fine-tunes both).
 # We report the size ratio and how much of each teacher the student kept: the held-out matching losses, the
 # student on T2's task, and a linear probe of its encoder on T1's task.
 
@@ -39,6 +43,7 @@ resume = False  # True continues a killed distillation run from its last checkpo
 # sizes: None = from the preset (see ttl.config.PRESETS)
 s_width = None
 d_steps = None
+d_norm = None
 
 # %%
 import time
@@ -57,7 +62,7 @@ from ttl.stats import bootstrap_ci
 
 NAME = "03_distillation"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(s_width=s_width, d_steps=d_steps))
+cfg = C.resolve_config(preset, dict(s_width=s_width, d_steps=d_steps, d_norm=d_norm))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 teachers_path = Path(teachers_dir) if teachers_dir else Path(results_dir) / "02_teacher_pretraining" / preset / "checkpoints"
@@ -77,10 +82,11 @@ fig = plots.plot_curves(out["log"], fig_dir / "training.png", title="distillatio
 
 # %% [markdown]
 # ## 2. Size, and what the student kept
-# Parameters and FLOPs at 256x256; held-out matching losses (normalised MSE per stage, averaged over stages);
+# Parameters and FLOPs at 256x256; held-out matching losses (per stage, as `d_norm` compares features, averaged over stages);
 # the student on T2's task (scattering reconstruction, PSNR-Y against the image before the degradation) next to
 # T2; a linear probe (logistic regression on the pooled last encoder stage) on T1's task for the student and,
-# as the reference, for T1's own encoder. 95 % bootstrap intervals over images.
+# as the references, for T1's own encoder (above) and for a randomly initialised student (below: what the
+# architecture gives for free). 95 % bootstrap intervals over images.
 
 # %%
 nets = {"t1": out["t1"], "t2": out["t2"], "student": out["student"]}
@@ -99,6 +105,8 @@ kept = pd.DataFrame([
     {"task": "T2: scattering, PSNR-Y (dB)", "who": "degraded input", **ci(t2s["t2"]["input_psnr_y"])},
     {"task": "T1: recognition, linear-probe accuracy", "who": "student", **ci(t1s["student_probe"]["per_item_correct"])},
     {"task": "T1: recognition, linear-probe accuracy", "who": "T1 encoder", **ci(t1s["t1_probe"]["per_item_correct"])},
+    {"task": "T1: recognition, linear-probe accuracy", "who": "random student",
+     **ci(t1s["random_probe"]["per_item_correct"])},
 ])
 kept.to_csv(res_dir / "kept.csv", index=False)
 display(kept)

@@ -14,40 +14,44 @@
 # ---
 
 # %% [markdown]
-# # 04 — Fine-tuning on a minority of synthetic pairs, and the baselines
+# # 04 — Fine-tuning on a minority of synthetic pairs, the baselines and the controls
 #
 # *Task transfer learning for image deraining*, notebook 4 of 5. Design: [`docs/design.md`](../docs/design.md) §6. Claim C3.
 #
 # The distilled student of notebook 03 (`ttl`) is fine-tuned on a **minority of the scenes** (`f_fraction` of the
 # training photographs) of a fixed paired synthetic training set: the train split of the clean photographs
 # (`clean_dir`), each rendered `f_renders` times, once, like a dataset on disk, with a rain amount that cycles through
-# `f_rain`: the calibrated synthetic light and heavy rain, and no rain at all. The rain-free renders and the networks'
-# context path (`context`: whole-image statistics modulate the bottleneck) are the fix for a defect found on public
-# light-rain pairs: trained on light and heavy rain only, every model learned one global darkening of the size heavy
-# rain needs and applied it to light rain too (notebook 05 measures it, before and after, by rain amount). Every row
-# of a schedule has the same budget: the same engine, loss (`f_loss`), steps, batch, crops and learning-rate
-# schedule. Rows (see `ttl.finetune`):
+# `f_rain`: the calibrated synthetic light and heavy rain, and no rain at all (the rain-free renders and the context
+# path are the fix for a darkening defect; notebook 05 measures it before and after).
 #
-# | row | weights start from | scenes | steps |
-# |---|---|---|---|
-# | `ttl` | distilled student (T1 + T2) | minority | `f_steps` |
-# | `sup-minority` | scratch, student architecture | minority (the key control) | `f_steps` |
-# | `sup-full` | scratch, student architecture | all | `f_steps` |
-# | `sup-full-large` | scratch, teacher-sized | all | `f_steps` |
-# | `sup-full-no-context`, `sup-full-before` | `sup-full` without the context path; and also without the rain-free renders (as before the fix) | all | `f_steps` |
-# | `syn2real` | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority | `f_steps` |
-# | `ttl@…`, `sup-minority@…` | the fraction sweep | 1 %, 5 %, 100 % | `f_steps` |
-# | `t1-only`, `t2-only` | a student distilled from one teacher | minority | `f_steps_short` |
-# | `no-distillation` | T2 itself (teacher-sized) | minority | `f_steps_short` |
-# | `frozen-encoder` | distilled student, encoder frozen | minority | `f_steps_short` |
-# | `ttl-short`, `sup-minority-short` | the ablations' references on their schedule | minority | `f_steps_short` |
+# **Equal effort for every row** (Oliver et al., NeurIPS 2018; He et al., ICCV 2019). Every row trains with the same
+# engine, loss (`f_loss`), batch, crops and warm-up + cosine schedule: `f_steps` steps on all pairs, `f_steps_minority`
+# on a minority (small data peaks early). Every headline row and control searches the learning rate over the same grid
+# (`f_lr_grid`) on one seed at the headline fraction; every run, trial or not, validates every `f_val_every` steps and
+# ends with its best validation checkpoint (PSNR-Y averaged over synthetic and realistic validation crops); the chosen
+# learning rate then trains every seed. Rows that do not search take their parent's choice. Each row's role, draws and
+# parent are defined once, in `ttl.finetune.recipes`, and written into the record:
 #
-# Headline rows use `f_seeds` seeds (3 at `default`): a seed fixes the minority's scenes (nested across fractions,
-# different between seeds), the data order and the scratch initialisation; seed *k* of `ttl` and of
-# `sup-minority` share their minority. Every model is scored on held-out **validation** data: centre crops of the
-# val-split photographs with synthetic rain, and the same crops with realistic rain scored against its streak-free
-# target (`realistic`, deraining) and against the clean scene (`realistic_clean`). The ground truths only score;
-# nothing trains on them. The test sets are notebook 05's. Nothing here is tuned on test data.
+# | row | role | weights start from | scenes | learning rate |
+# |---|---|---|---|---|
+# | `ttl` | headline | distilled student (T1 + T2) | minority, `f_draws` draws | searched |
+# | `sup-minority` | headline | scratch, student architecture | the same minorities | searched |
+# | `sup-full` | headline | scratch, student architecture | all | searched |
+# | `syn2real` | headline | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority | searched |
+# | `sup-minority-large` | control | scratch, teacher-sized (the control of `no-distillation`) | minority | searched |
+# | `ssl-minority` | control | student pretrained by masked denoising on the same unlabeled images, budget of T1 + T2 + distillation | minority | searched |
+# | `sup-full-large` | evidence | scratch, teacher-sized | all | `sup-full`'s |
+# | `sup-full-no-context`, `sup-full-before` | evidence | `sup-full` without the context path; and also without the rain-free renders (as before the darkening fix) | all | `sup-full`'s |
+# | `t1-only`, `t2-only`, `no-distillation`, `frozen-encoder`, `ttl-target-ms` | ablation | one teacher; T2 itself; encoder frozen; distilled with the pre-fix feature loss | minority | `ttl`'s |
+# | `ttl@…`, `sup-minority@…` | sweep | the fraction sweep | 5 %, 10 % (`f_sweep_draws` draws), 100 % | `ttl`'s / `sup-minority`'s |
+#
+# A seed is a **minority draw**: it fixes the minority's scenes (nested across fractions, different between seeds),
+# the data order and the scratch initialisation; seed *k* of every minority row shares its minority. Intervals of
+# differences resample draws and images together (`ttl.stats.draw_bootstrap`). Every model is scored on held-out
+# **validation** data: centre crops of the val-split photographs with synthetic rain, and the same crops with
+# realistic rain scored against its streak-free target (`realistic`, deraining) and against the clean scene
+# (`realistic_clean`). The ground truths only score and select; nothing trains on them. The test sets are notebook
+# 05's; nothing here sees them.
 
 # %% tags=["parameters"]
 preset = "default"  # smoke | default | paper
@@ -58,7 +62,7 @@ figures_dir = "figures"
 clean_dir = None  # clean photographs (the scene bank): their train split makes the synthetic pairs (None: procedural)
 synthetic_dir = None  # a paired synthetic dataset on disk (Rain100L/H, Rain13K, ...): replaces the rendered pairs
 real_dir = None  # real rainy photographs (train split): with clean_dir's rendered realistic rain, the unlabeled
-#                  real-domain images of Syn2Real and of the ablations' distillations
+#                  real-domain images of Syn2Real, of the masked-denoising pretraining and of the distillations
 public_dir = None  # unused here (public pairs are test data: notebook 05)
 teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoints of this preset)
 student_path = None  # the distilled student (None: notebook 03's checkpoint of this preset)
@@ -67,10 +71,12 @@ only = None  # a list of row names to train only those (e.g. ["ttl", "sup-minori
 # sizes: None = from the preset (see ttl.config.PRESETS)
 f_fraction = None
 f_sweep = None
+f_draws = None
 f_seeds = None
 f_steps = None
-f_steps_short = None
-f_lr = None
+f_steps_minority = None
+f_lr_grid = None
+f_dose = None
 f_loss = None
 
 # %%
@@ -82,15 +88,19 @@ from IPython.display import Markdown, display
 
 import ttl
 from ttl import config as C
+from ttl import dose as D
+from ttl import evaluation as E
 from ttl import report
 from ttl import finetune as FT
 from ttl import plots
+from ttl import transfer
 from ttl.metrics import METRIC_LABELS
 
 NAME = "04_finetuning"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_seeds=f_seeds, f_steps=f_steps,
-                                    f_steps_short=f_steps_short, f_lr=f_lr, f_loss=f_loss))
+cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_draws=f_draws, f_seeds=f_seeds,
+                                    f_steps=f_steps, f_steps_minority=f_steps_minority, f_lr_grid=f_lr_grid,
+                                    f_dose=f_dose, f_loss=f_loss))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 synthetic_path = C.check_dir(synthetic_dir, "synthetic_dir")
 C.check_dir(public_dir, "public_dir")
@@ -99,32 +109,46 @@ student_file = Path(student_path or Path(results_dir) / "03_distillation" / pres
 dev = ttl.resolve_device(device)
 ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
-print(f"preset={preset} seed={seed} device={dev} fraction={cfg['f_fraction']} seeds={cfg['f_seeds']} "
-      f"steps={cfg['f_steps']}/{cfg['f_steps_short']} loss={cfg['f_loss']} student={student_file}")
+pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", 250,
+              "display.max_colwidth", None)
+print(f"preset={preset} seed={seed} device={dev} fraction={cfg['f_fraction']} draws={cfg['f_draws']} "
+      f"seeds={cfg['f_seeds']} steps={cfg['f_steps']}/{cfg['f_steps_minority']} lr grid={cfg['f_lr_grid']} "
+      f"loss={cfg['f_loss']} student={student_file}")
 print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synthetic_dir " + str(synthetic_path)
                                                                         if synthetic_path else "procedural (fallback)"))
 
 # %% [markdown]
-# ## 1. Train every row
-# Pretrained rows (`ttl`, the ablations, the sweep) start from a zero output head, i.e. from the identity like
-# every scratch row (`f_reset_head`): the transferred knowledge is in the features. This was chosen on the
-# *synthetic* validation set (see the README's ledger); the realistic numbers below played no part in it.
+# ## 1. Train every row: the learning-rate search first
+# Pretrained rows (`ttl`, `ssl-minority`, the ablations, the sweep) start from a zero output head, i.e. from the
+# identity like every scratch row (`f_reset_head`): the transferred knowledge is in the features.
 
 # %%
 out = FT.run_finetuning(cfg, seed, str(dev), student_file, teachers_path, res_dir, real_dir=real_path,
                         clean_dir=clean_path, synthetic_dir=synthetic_path, resume=resume, only=only)
-rows, runs = out["rows"], out["runs"]
+rows, runs, search = out["rows"], out["runs"], out["search"]
 scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in runs.items()}
 params = {n: r[0]["params"] for n, r in runs.items()}
 
 # %% [markdown]
-# ## 2. Every row on the validation sets
-# Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). In the figure the
-# thick bar is that interval, the thin black bar the t-interval over seeds (headline rows), the dashed line
-# the rainy input.
+# ## 2. The learning-rate search
+# Every trial of every searched row: its best validation score and the step it was reached at (the full curves in
+# the figure; the star is the chosen trial's checkpoint). The chosen learning rate trains every seed of the row.
 
 # %%
-table = FT.results_table(rows, scores, params, cfg)
+search_tab = FT.search_table(search)
+search_tab.to_csv(res_dir / "search.csv", index=False)
+display(search_tab)
+fig = plots.plot_search(search, fig_dir / "lr_search.png", key=FT.SELECT_KEY)
+
+# %% [markdown]
+# ## 3. Every row on the validation sets
+# Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). Checkpoints were chosen
+# on (a subset of) these sets, so these numbers lean optimistic alike for every row; notebook 05's test sets do not.
+# In the figure the thick bar is that interval, the thin black bar the t-interval over seeds, the dashed line the
+# rainy input.
+
+# %%
+table = FT.results_table(rows, scores, params, cfg, search)
 table.to_csv(res_dir / "results_table.csv", index=False)
 display(table)
 inp = {d: v["psnr_y"] for d, v in out["input"].items()}
@@ -132,21 +156,40 @@ print("rainy input:", {d: f"PSNR-Y {v['psnr_y']:.2f} dB, SSIM-Y {v['ssim_y']:.3f
 fig = plots.plot_rows(scores, fig_dir / "rows_psnr_y.png", reference=inp)
 
 # %% [markdown]
-# ## 3. The headline comparisons (C3)
-# `ttl` minus each baseline, paired by image (seed-averaged values; bootstrap 95 % CI, Wilcoxon signed-rank p)
-# and by seed (t-interval over the seed-matched differences). Positive = `ttl` better.
+# ## 4. The headline comparisons (C3) and the controls
+# `ttl` minus each headline row and control: the difference with its 95 % interval over draws and images (the one the
+# verdicts use), the draws on each side, and the interval over images alone with its Wilcoxon p. Positive = `ttl`
+# better.
 
 # %%
-baselines = [b for b in ("sup-minority", "sup-full", "sup-full-large", "syn2real") if b in runs and "ttl" in runs]
+baselines = [n for n, r in rows.items() if r.role in ("headline", "control") and n != "ttl" and "ttl" in runs]
 comparisons = {b: FT.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
 comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp)
 
 # %% [markdown]
-# ## 4. The fraction sweep
+# ## 5. The pretraining dose-response
+# Teachers and distillation trained again at `f_dose` times their steps (the study's own, x1, is the headline `ttl`),
+# each student fine-tuned like `ttl` (its chosen learning rate, best validation checkpoint) on `f_dose_draws` minority
+# draws and compared with `sup-minority` on the same draws. If pretraining is what helps, `ttl - sup-minority` should
+# grow with the budget and with the teachers' quality.
+
+# %%
+dose = D.dose_response(cfg, seed, str(dev), out, teachers_path, res_dir, real_dir=real_path, clean_dir=clean_path,
+                       resume=resume) if "ttl" in runs and "sup-minority" in runs and cfg["f_dose"] else None
+if dose:
+    dose_tab = D.dose_table(dose, runs["sup-minority"], cfg["bootstrap"], seed)
+    dose_tab.to_csv(res_dir / "dose_response.csv", index=False)
+    display(dose_tab)
+    fig = plots.plot_dose(dose_tab, fig_dir / "dose_response.png")
+    print(E.dose_trend(dose_tab.to_dict(orient="records")))
+    print(E.dose_trend(dose_tab.to_dict(orient="records"), "realistic"))
+
+# %% [markdown]
+# ## 6. The fraction sweep
 # `ttl` against training the same architecture from scratch, as the share of paired data grows (100 % from
-# scratch is `sup-full`). Intervals over images; the headline fraction is averaged over its seeds.
+# scratch is `sup-full`). Intervals over images; points with several draws are averaged over them.
 
 # %%
 sweep = FT.sweep_points(rows, scores)
@@ -155,56 +198,85 @@ fig = plots.plot_sweep(sweep, fig_dir / "fraction_sweep.png")
 display(sweep.pivot_table(index=["domain", "fraction"], columns="method", values="mean").round(2))
 
 # %% [markdown]
-# ## 5. Why: the ablations
-# Each ablation minus `sup-minority-short` (the same minority from scratch, on the same shorter schedule), paired by
-# image: what each teacher, distillation itself and a trainable encoder contribute. The sentences under the table
-# are computed from these rows and the sweep. Keep in mind what T2 learns: its label is the real-domain rainy image
-# itself (before the extra scattering), so its features, and the output the student is taught to copy, *keep* rain
-# streaks — the opposite of what fine-tuning on synthetic pairs asks for — while T1's features only have to *see*
-# rain.
+# ## 7. Why the distilled start was no better than a random one: the diagnosis, and the fix
+# The study's previous run found `ttl` below `sup-minority` at every learning rate tried. Measured on the starts
+# (`ttl.transfer`, validation renders, nothing trained): the weights and activation scale of each stage, the linear
+# CKA between each start and its fine-tuned end (1: kept, near 0: replaced), and ridge probes of each stage's
+# features for the rain layer (R² on held-out pixels). Three starts: `distilled` (this study's student, features
+# standardised in distillation), `student-target-ms` (the same distillation with the loss before the fix, teacher
+# features at their raw scale: the `ttl-target-ms` ablation fine-tunes it) and `random` (the scratch rows' start).
 
 # %%
-ablations = [a for a in ("ttl-short", "t1-only", "t2-only", "no-distillation", "frozen-encoder") if a in runs]
-ref = "sup-minority-short"
-abl = pd.DataFrame([{"row": a, "validation": dom, f"{METRIC_LABELS['psnr_y']} minus {ref}":
-                     f"{r['psnr_y']['mean_diff']:+.2f} [{r['psnr_y']['low']:+.2f}, {r['psnr_y']['high']:+.2f}]",
-                     f"{METRIC_LABELS['ssim_y']} minus {ref}":
-                     f"{r['ssim_y']['mean_diff']:+.3f} [{r['ssim_y']['low']:+.3f}, {r['ssim_y']['high']:+.3f}]"}
-                    for a in ablations if ref in runs
-                    for dom, r in FT.compare(scores, runs, a, ref, cfg["bootstrap"], seed).items()])
+start_rows = [r for r in ("ttl", "ttl-target-ms", "sup-minority") if r in runs]
+diag = transfer.diagnose(cfg, seed, student_file, {r: runs[r][0]["checkpoint"] for r in start_rows},
+                         {d: out["val"][d] for d in ("synthetic", "realistic")}, bool(runs["ttl"][0]["context"]),
+                         rows=start_rows, extra_starts={k: v for k, v in out["starts"].items() if k == "student-target-ms"},
+                         start_of={"ttl-target-ms": "student-target-ms"}) if "ttl" in runs else None
+if diag:
+    C.write_json(res_dir / "transfer_diagnosis.json", diag)
+    print(transfer.summary(diag))
+
+# %% [markdown]
+# ## 8. Why: the ablations and the controls
+# Each pair of `ttl.finetune.DIAGNOSIS_PAIRS` (row minus reference, paired by image, 95 % interval over draws and
+# images): what each teacher, distillation itself, a trainable encoder, the feature-loss fix, capacity and generic
+# (not task) pretraining contribute. Keep in mind what T2 learns: its label is the real-domain rainy image itself
+# (before the extra scattering), so its features, and the output the student is taught to copy, *keep* rain streaks —
+# the opposite of what fine-tuning on synthetic pairs asks for — while T1's features only have to *see* rain.
+
+# %%
+pairs_run = [(a, b, w) for a, b, w in FT.DIAGNOSIS_PAIRS + (("ttl", "ttl-target-ms", "the feature-loss fix"),)
+             if a in runs and b in runs]
+abl = pd.DataFrame([{"row": a, "minus": b, "what": w, "validation": dom,
+                     f"{METRIC_LABELS['psnr_y']} difference": f"{r['psnr_y']['mean_diff']:+.2f} "
+                                                              f"[{r['psnr_y']['low']:+.2f}, {r['psnr_y']['high']:+.2f}]",
+                     f"{METRIC_LABELS['ssim_y']} difference": f"{r['ssim_y']['mean_diff']:+.3f} "
+                                                              f"[{r['ssim_y']['low']:+.3f}, {r['ssim_y']['high']:+.3f}]"}
+                    for a, b, w in pairs_run
+                    for dom, r in FT.compare(scores, runs, a, b, cfg["bootstrap"], seed).items()
+                    if dom != "realistic_clean"])
 abl.to_csv(res_dir / "ablations.csv", index=False)
 display(abl)
 diagnosis = FT.diagnose(scores, runs, cfg["bootstrap"], seed)
 print("\n".join(diagnosis))
 
 # %% [markdown]
-# ## 6. Curves and examples
-# Validation PSNR-Y during training (first seed of the headline rows), and outputs on synthetic and realistic
-# validation crops (downscaled crops of the val-split photographs).
+# ## 9. Curves and examples
+# Validation PSNR-Y during training (first seed of the headline rows, at their chosen learning rate), and outputs on
+# synthetic and realistic validation crops (downscaled crops of the val-split photographs).
 
 # %%
-fig = plots.plot_val_curves({n: runs[n][0]["log"] for n in ("ttl", "sup-minority", "sup-full", "syn2real") if n in runs},
-                            fig_dir / "validation_curves.png")
-shown = [n for n in ("sup-minority", "sup-full", "syn2real", "ttl") if n in runs]
+headline = [n for n, r in rows.items() if r.role == "headline"]
+fig = plots.plot_val_curves({n: runs[n][0]["log"] for n in headline}, fig_dir / "validation_curves.png")
 for dom in ("synthetic", "realistic"):
-    fig = plots.image_grid(FT.example_rows(out["val"][dom], {n: runs[n][0]["checkpoint"] for n in shown}, n=4,
+    fig = plots.image_grid(FT.example_rows(out["val"][dom], {n: runs[n][0]["checkpoint"] for n in headline}, n=4,
                                            target="streak-free target" if dom == "realistic" else "clean"),
                            fig_dir / f"examples_{dom}.png")
 
 # %% [markdown]
-# ## 7. Record
+# ## 10. Record
 # Checkpoints: `checkpoints/<model>.pt` (first seed) and `<model>.seed<k>.pt`; each loads alone with
 # `ttl.models.load_model` (and `ttl derain --checkpoint`).
 
 # %%
 models = {n: {**scores[n], "params": params[n], "fraction": rows[n].fraction, "init": rows[n].init,
+              "role": rows[n].role, "parent": rows[n].parent, "tuned": rows[n].tune,
+              "lr": search[n]["lr"], "lr_source": search[n]["lr_source"],
+              "chosen_steps": [r["step"] for r in runs[n]],
               "steps": FT.recipe_steps(rows[n], cfg), "rain": rows[n].rain or cfg["f_rain"],
               "context": runs[n][0]["context"], "note": rows[n].note, "seeds": [r["seed"] for r in runs[n]],
               "checkpoints": [r["checkpoint"] for r in runs[n]]} for n in runs}
+dose_rec = None
+if dose:
+    dose_rec = {"lr": dose["lr"], "table": dose_tab.to_dict(orient="records"),
+                "points": [{k: v for k, v in p.items() if k != "runs"} | {
+                    "seeds": [r["seed"] for r in p["runs"]], "chosen_steps": [r["step"] for r in p["runs"]]}
+                    for p in dose["points"]]}
 metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "per_image"}
                                        for d, s in out["input"].items()},
-           "comparisons": comparisons, "sweep": sweep.to_dict(orient="records"), "diagnosis": diagnosis,
-           "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "distil_logs": out["distil_logs"]}
+           "search": search, "comparisons": comparisons, "dose": dose_rec, "sweep": sweep.to_dict(orient="records"),
+           "diagnosis": diagnosis, "transfer_diagnosis": diag,
+           "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "pretraining_logs": out["pretraining_logs"]}
 manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path,
                                                            synthetic_dir=synthetic_path)}
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
@@ -215,7 +287,7 @@ if "sup-minority" in comparisons:
         r = comparisons["sup-minority"][dom]["psnr_y"]
         verdict = "better" if r["low"] > 0 else ("worse" if r["high"] < 0 else "not distinguishable")
         print(f"{dom}: ttl minus sup-minority PSNR-Y {r['mean_diff']:+.2f} dB [{r['low']:+.2f}, {r['high']:+.2f}] "
-              f"-> ttl is {verdict}")
+              f"({r['draws_a']} vs {r['draws_b']} draws) -> ttl is {verdict}")
 
 # %% [markdown]
 # ## What we found

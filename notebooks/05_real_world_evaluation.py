@@ -90,9 +90,10 @@ ttl.seed_everything(seed)
 res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 checkpoints = E.finetuned_checkpoints(ft_dir)
 niqe_model = load_official_niqe_params(niqe_params) if niqe_params else default_niqe_model()
-headline = [n for n in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real") if n in checkpoints]
-# scored on the public pairs and the real photographs too; the ablations and the sweep on the test photographs only
-extended = headline + [n for n in ("sup-full-no-context", "sup-full-before") if n in checkpoints]
+roles = E.finetuned_roles(ft_dir)  # each row's role, as notebook 04 recorded it (ttl.finetune.recipes)
+headline = [n for n in checkpoints if roles[n] == "headline"]
+# scored on the public pairs and the real photographs too; controls, ablations and the sweep on the test renders only
+extended = [n for n in checkpoints if roles[n] in E.SCORED_EVERYWHERE]
 pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", 250,
               "display.max_colwidth", None)  # tables are shown whole; the long ones are summarised, CSVs hold all
 print(f"preset={preset} device={dev} models={list(checkpoints)}\nclean_dir={clean_path} real_dir={real_path} "
@@ -205,15 +206,16 @@ if clean_path:  # how much each preset brightens the test photographs (photograp
 
 # %% [markdown]
 # ## 4. `ttl` against each baseline, image by image
-# `ttl` minus the baseline (positive = `ttl` better): mean of the per-image differences (seed-averaged) with a
-# bootstrap 95 % interval and the Wilcoxon signed-rank p-value, and the interval over seed-matched differences.
+# `ttl` minus the baseline (positive = `ttl` better): the mean difference with its 95 % interval over minority draws
+# and test images together (the verdicts use it), the draws on each side, and the interval over images alone
+# (seed-averaged) with its Wilcoxon signed-rank p-value. Shown: the headline rows and the controls.
 
 # %%
 baselines = [n for n in checkpoints if n != "ttl"]
 comparisons = {b: FT.compare(scores, results, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
 comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
-display(comp[comp["ttl minus"].isin(headline)])
+display(comp[comp["ttl minus"].map(roles).isin(["headline", "control"])])
 
 # %% [markdown]
 # ### Does the experiment bind?
@@ -302,8 +304,9 @@ def record(nb: str):
     return json.loads(p.read_text()) if p.is_file() else None
 
 
+m04 = record("04_finetuning")
 verdict_rows = E.verdicts(record("01_statistical_gap_analysis"), record("03_distillation"), comparisons, noref,
-                          cfg["e_margin_db"], ranking, judge_check)
+                          cfg["e_margin_db"], ranking, judge_check, dose=((m04 or {}).get("dose") or {}).get("table"))
 verdict_table = pd.DataFrame(verdict_rows)[["claim", "verdict", "evidence"]]
 verdict_table.to_csv(res_dir / "verdicts.csv", index=False)
 with pd.option_context("display.max_colwidth", None):
@@ -312,7 +315,7 @@ with pd.option_context("display.max_colwidth", None):
 # %%
 models = {n: {dom: {k: v for k, v in s.items() if not k.endswith("per_image")} for dom, s in scores[n].items()
               if not dom.startswith("public/")} for n in scores}
-metrics = {"models": models, "public": public_scores, "by_rain_amount": amounts, "comparisons": comparisons,
+metrics = {"models": models, "roles": roles, "public": public_scores, "by_rain_amount": amounts, "comparisons": comparisons,
            "binding": binds, "noref": noref,
            "rain_measures": rain_measures, "judge": judge.report if judge is not None else {},
            "judge_validation": judge_rows, "judge_check": judge_check, "ranking_check": ranking, "verdicts": verdict_rows, "size_speed": speed.to_dict(orient="records"),

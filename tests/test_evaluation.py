@@ -97,7 +97,24 @@ def _comparisons(syn_full, rea_full, syn_semi, rea_semi):
 M03 = {"size_ratio_teachers_over_student": 7.0, "kept": [
     {"task": "T2: scattering", "who": "student", "mean": 24.7}, {"task": "T2: scattering", "who": "T2", "mean": 24.5},
     {"task": "T1: recognition", "who": "student", "mean": 0.96}, {"task": "T1: recognition", "who": "T1 encoder",
-                                                                  "mean": 0.98}]}
+                                                                  "mean": 0.98},
+    {"task": "T1: recognition", "who": "random student", "mean": 0.70}]}
+
+
+def test_c4_needs_the_probe_above_a_random_student():
+    """A probe a random network reaches as well shows nothing kept: C4 is then only mixed (the size holds)."""
+    easy = {**M03, "kept": [r if r["who"] != "random student" else {**r, "mean": 0.95} for r in M03["kept"]]}
+    c4 = {r["claim"]: r for r in E.verdicts(None, easy, {}, None)}["C4"]
+    assert c4["verdict"] == "mixed" and "random student" in c4["evidence"]
+
+
+def test_dose_trend_reads_the_slope_per_doubling():
+    line = lambda b, d: {"budget (x preset)": b, "set": "synthetic",  # noqa: E731
+                         "ttl minus sup-minority PSNR-Y (dB)": d, "low": d - 0.3, "high": d + 0.3}
+    assert "grows" in E.dose_trend([line(0.25, -1.0), line(0.5, -0.5), line(1.0, 0.0)])
+    assert "shrinks" in E.dose_trend([line(0.25, 0.4), line(0.5, 0.0), line(1.0, -0.4)])
+    assert "flat" in E.dose_trend([line(0.25, 0.0), line(0.5, 0.05), line(1.0, 0.0)])
+    assert E.dose_trend(None) == "no dose-response"
 
 
 def test_verdicts_follow_their_rules():
@@ -168,7 +185,8 @@ def test_binding_measures_more_data_and_more_capacity_on_the_same_images():
     def row(shift: float) -> dict:
         vals = base + shift + rng.normal(0, 0.1, 20)
         dom = {"psnr_y_per_image": vals.tolist(), "ssim_y_per_image": (vals / 30).tolist(),
-               "psnr_y_per_seed": [vals.mean()] * 3, "ssim_y_per_seed": [vals.mean() / 30] * 3}
+               "psnr_y_per_seed": [vals.mean()] * 3, "ssim_y_per_seed": [vals.mean() / 30] * 3,
+               "psnr_y_per_draw_image": [vals.tolist()] * 3, "ssim_y_per_draw_image": [(vals / 30).tolist()] * 3}
         return {"synthetic": dom}
 
     scores = {"sup-minority": row(0.0), "sup-full": row(2.0), "ttl": row(-1.0)}

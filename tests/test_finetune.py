@@ -157,20 +157,108 @@ def test_semi_supervised_recipe_needs_unlabeled_images(cfg, pairs):
 def test_recipes_hold_every_row_of_the_study():
     cfg = resolve_config("default")
     rows = {r.name: r for r in FT.recipes(cfg)}
-    assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only", "no-distillation",
-            "frozen-encoder", "ttl-short", "sup-minority-short", "ttl@5pct", "ttl@10pct", "ttl@100pct",
-            "sup-minority@5pct", "sup-minority@10pct", "sup-full-no-context", "sup-full-before"} == set(rows)
+    assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-minority-large", "ssl-minority",
+            "t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl-target-ms", "ttl@5pct", "ttl@10pct",
+            "ttl@100pct", "sup-minority@5pct", "sup-minority@10pct", "sup-full-no-context",
+            "sup-full-before"} == set(rows)
     # the before/after of the darkening fix: sup-full without the context path, and also without rain-free renders
     assert rows["sup-full-before"].rain == ("light", "heavy") and rows["sup-full-before"].context is False
     assert rows["sup-full-no-context"].rain is None and rows["sup-full-no-context"].context is False
     assert "none" in cfg["f_rain"] and cfg["context"]
-    assert all(rows[n].seeds >= 3 for n in ("ttl", "sup-minority", "sup-full", "syn2real"))
+    # equal effort: every headline row and control searches the same grid; >= 5 draws for the C3 pair
+    searched = {n for n, r in rows.items() if r.tune}
+    assert searched == {n for n, r in rows.items() if r.role in ("headline", "control")}
+    assert {"ttl", "sup-minority", "sup-full", "syn2real", "sup-minority-large", "ssl-minority"} <= searched
+    grid = cfg["f_lr_grid"]
+    assert len(grid) >= 3 and max(grid) / min(grid) >= 10 and min(grid) < cfg["f_lr"] < max(grid)
+    assert rows["ttl"].seeds >= 5 and rows["sup-minority"].seeds >= 5
+    assert all(rows[n].seeds >= 3 for n in ("sup-full", "syn2real"))
+    assert all(rows[f"{b}@{p}"].seeds >= 2 for b in ("ttl", "sup-minority") for p in ("5pct", "10pct"))
+    # rows that do not search name a parent that does, and it comes first (its choice exists when they train)
+    order = list(rows)
+    for n, r in rows.items():
+        if not r.tune:
+            assert r.parent is not None and rows[r.parent].tune and order.index(r.parent) < order.index(n), n
     assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.01 and rows["syn2real"].semi
-    # the ablations and their references share the shorter schedule; the sweep keeps the headline one
-    short = {n for n, r in rows.items() if r.short}
-    assert short == {"t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl-short", "sup-minority-short"}
-    assert {FT.recipe_steps(rows[n], cfg) for n in short} == {cfg["f_steps_short"]}
-    assert FT.recipe_steps(rows["ttl@10pct"], cfg) == FT.recipe_steps(rows["ttl"], cfg) == cfg["f_steps"]
+    assert FT.recipe_steps(rows["ttl"], cfg) == FT.recipe_steps(rows["t1-only"], cfg) == cfg["f_steps_minority"]
+    assert FT.recipe_steps(rows["sup-full"], cfg) == FT.recipe_steps(rows["ttl@100pct"], cfg) == cfg["f_steps"]
+    with pytest.raises(ValueError, match="role"):
+        FT.Recipe("x", "scratch", role="favourite", tune=True)
+    with pytest.raises(ValueError, match="parent"):
+        FT.Recipe("x", "scratch", tune=True, parent="ttl")
+
+
+def test_every_run_ends_at_its_best_validation_checkpoint(cfg, pairs):
+    """Selection is real: the model ends with the weights of the validation that scored highest, whatever came
+    after it, and the log says which step that was."""
+    scores = iter([1.0, 5.0, 2.0, 0.5, 0.1, 0.0, -1.0, -2.0])
+    seen = {}
+
+    def validate(m):
+        v = next(scores)
+        seen[v] = {k: t.clone() for k, t in m.state_dict().items()}
+        return {FT.SELECT_KEY: v}
+
+    torch.manual_seed(0)
+    m = RestorationNet(width=4, depth=2)
+    c = dict(cfg, f_steps_minority=8, f_val_every=2)
+    log = FT.finetune(m, pairs, FT.Recipe("r", "scratch", 0.5, tune=True), c, 0, "cpu", validate=validate,
+                      progress=False, lr=1e-2)
+    assert log["best"] == {"step": 4, "value": 5.0}
+    assert all(torch.equal(seen[5.0][k], v) for k, v in m.state_dict().items())
+    assert not all(torch.equal(seen[0.5][k], v) for k, v in m.state_dict().items())
+
+
+def test_selection_survives_a_kill(cfg, pairs, tmp_path, monkeypatch):
+    """A resumed run selects exactly as an uninterrupted one (the best weights travel inside last.pt)."""
+    import ttl.engine as engine
+
+    c = dict(cfg, f_steps_minority=8, f_val_every=2)  # validations at steps 2, 4, 6, 8; a checkpoint every step
+    recipe = FT.Recipe("r", "scratch", 0.5, tune=True)
+    original = engine.train
+
+    def run(run_dir, vals, resume=False, kill_at=None):
+        it = iter(vals)
+
+        def train(*a, **k):
+            if kill_at:
+                def on_step(step):
+                    if step == kill_at:
+                        raise KeyboardInterrupt
+                k["on_step"] = on_step
+            return original(*a, **k)
+
+        monkeypatch.setattr(engine, "train", train)
+        torch.manual_seed(0)
+        m = RestorationNet(width=4, depth=2)
+        log = FT.finetune(m, pairs, recipe, c, 0, "cpu", run_dir=run_dir, validate=lambda _: {FT.SELECT_KEY: next(it)},
+                          resume=resume, progress=False)
+        return m, log
+
+    ref, ref_log = run(tmp_path / "a", [1.0, 3.0, 2.0, 0.0])
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "b", [1.0, 3.0, 2.0, 0.0], kill_at=5)
+    resumed, log = run(tmp_path / "b", [2.0, 0.0], resume=True)  # the validations after the kill
+    assert log["best"] == ref_log["best"] == {"step": 4, "value": 3.0}
+    for (k, a), b in zip(ref.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(a, b), k
+
+
+def test_masked_denoising_learns_from_the_image_alone():
+    """The ssl-minority pretext task: its loss falls on unlabeled (smooth) images and never needs a clean target."""
+    torch.manual_seed(0)
+    m = RestorationNet(width=4, depth=2)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, 32), torch.linspace(0, 1, 32), indexing="ij")
+    x = torch.stack([torch.stack([yy, xx, (yy + xx) / 2]) * a for a in (0.3, 0.6, 0.9, 1.0)])
+    opt = torch.optim.Adam(m.parameters(), 1e-2)
+    losses = []
+    for _ in range(150):
+        loss = FT.masked_denoising_step(m, {"rainy": x})
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
 
 
 def _runs(means, n=16, seed=0):
@@ -190,8 +278,19 @@ def test_scores_and_paired_comparisons():
     assert s["psnr_y_ci_seeds"][0] < s["psnr_y"] < s["psnr_y_ci_seeds"][1] and len(s["psnr_y_per_seed"]) == 3
     c = FT.compare(scores, runs, "ttl", "sup-minority", 200, 0)["realistic"]["psnr_y"]
     assert 0.9 < c["mean_diff"] < 1.3 and c["low"] > 0 and len(c["per_seed_diff"]) == 3
+    assert c["interval"] == "draws and images" and c["draws_a"] == c["draws_b"] == 3
     one = FT.model_scores(_runs([1.0]), 50, 0)["synthetic"]
     assert all(np.isnan(one["psnr_y_ci_seeds"]))  # one seed: no interval over seeds
+
+
+def test_draw_level_intervals_carry_the_draw_to_draw_variance():
+    """Two rows whose images agree closely but whose draws scatter: the image-only interval is narrow and excludes
+    0, the interval over draws and images is wide and covers it (the verdicts use the latter)."""
+    runs = {"ttl": _runs([31.0, 29.0, 30.5, 28.6, 31.4]), "sup-minority": _runs([30.0, 29.9, 29.8, 30.2, 29.6], seed=1)}
+    scores = {n: FT.model_scores(r, 500, 0) for n, r in runs.items()}
+    c = FT.compare(scores, runs, "ttl", "sup-minority", 500, 0)["synthetic"]["psnr_y"]
+    assert c["low_images"] > 0 or c["high_images"] < 0  # images alone: "significant"
+    assert c["low"] < 0 < c["high"] and c["high"] - c["low"] > 3 * (c["high_images"] - c["low_images"])
 
 
 def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):

@@ -130,14 +130,30 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     assert (res / "03_distillation" / "smoke" / "checkpoints" / "student.pt").is_file()
     # notebook 04: every row, the metrics layout the evaluation relies on, one loadable file per model and seed
     m4 = json.loads((res / "04_finetuning" / "smoke" / "metrics.json").read_text())
-    rows = {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "t1-only", "t2-only",
-            "no-distillation", "frozen-encoder", "ttl-short", "sup-minority-short"}
-    assert rows <= set(m4["models"])
+    from ttl.finetune import recipes
+
+    expected = {r.name: r for r in recipes(m4["config"])}
+    assert set(expected) == set(m4["models"])
+    grid = m4["config"]["f_lr_grid"]
     for name, v in m4["models"].items():
         assert {"synthetic", "realistic", "realistic_clean"} <= set(v)
         assert all(isinstance(v[d][k], float) for d in ("synthetic", "realistic") for k in ("psnr_y", "ssim_y"))
-        headline = name in ("ttl", "sup-minority", "sup-full", "syn2real")
-        assert len(v["checkpoints"]) == (m4["config"]["f_seeds"] if headline else 1)
+        assert len(v["checkpoints"]) == len(v["chosen_steps"]) == expected[name].seeds
+        assert v["role"] == expected[name].role
+        if expected[name].tune:  # every searched row: the grid, every trial's curve, the chosen lr and step
+            s = m4["search"][name]
+            assert [t["lr"] for t in s["trials"]] == grid and s["lr"] in grid and v["lr"] == s["lr"]
+            assert all(len(t["curve"]) >= 1 for t in s["trials"]) and s["step"] == v["chosen_steps"][0]
+        else:
+            assert v["lr"] == m4["models"][expected[name].parent]["lr"]
+    assert len(m4["models"]["ttl"]["checkpoints"]) == m4["config"]["f_draws"]
+    dose = m4["dose"]
+    assert [p["budget"] for p in dose["points"]] == sorted(m4["config"]["f_dose"] + [1.0])
+    assert {r["set"] for r in dose["table"]} == {"synthetic", "realistic"}
+    assert {"activation_rms", "probe_r2"} <= set(m4["transfer_diagnosis"])
+    assert "student-target-ms" in m4["transfer_diagnosis"]["activation_rms"]
+    assert {"lr_search.png", "dose_response.png"} <= {p.name for p in (tmp_path / "figures" / "04_finetuning" / "smoke").glob("*.png")}
+    assert any(r["who"] == "random student" for r in m["kept"])
     ckpts = res / "04_finetuning" / "smoke" / "checkpoints"
     assert (ckpts / "ttl.pt").is_file() and (ckpts / "ttl.seed1.pt").is_file() and (ckpts / "syn2real.pt").is_file()
     from ttl.models import load_model
@@ -147,6 +163,7 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     # notebook 05: every model on every test set, and a verdict for every claim
     m5 = json.loads((res / "05_real_world_evaluation" / "smoke" / "metrics.json").read_text())
     assert set(m4["models"]) | {"input"} == set(m5["models"])
+    assert m5["roles"] == {n: v["role"] for n, v in m4["models"].items()}
     sets = {"synthetic", "realistic", "realistic_clean", "real-paired"}
     if "clean_dir" in data:
         sets |= {"bundled_synthetic", "bundled_realistic", "bundled_realistic_clean"}

@@ -46,6 +46,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # notebook 03: distillation
         "s_width": 2,
         "d_steps": 4,
+        "d_norm": "standardise",  # how distillation compares features (ttl.distill.FEATURE_LOSSES)
         # notebook 04: fine-tuning and baselines
         "f_pairs": 32,  # procedural fallback: paired training scenes (rendered once)
         "f_renders": 5,  # renders of each training photograph, fixed like a dataset
@@ -60,10 +61,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_late": 0.25,
         "f_fraction": 0.25,  # the minority of the headline rows (of the training scenes)
         "f_sweep": [0.25, 0.5, 1.0],  # fractions of the sweep
-        "f_seeds": 2,  # seeds of the headline rows
-        "f_large_seeds": 1,  # seeds of sup-full-large
-        "f_steps": 3,
-        "f_steps_short": 2,  # the ablations' schedule
+        "f_draws": 2,  # minority draws (seeds) of ttl and sup-minority
+        "f_seeds": 2,  # seeds of the other searched rows (sup-full, syn2real, the controls)
+        "f_sweep_draws": 2,  # draws of the sweep's minority points
+        "f_steps": 4,  # rows on all pairs
+        "f_steps_minority": 3,  # rows on a minority (they peak early; checkpoints are chosen on validation)
+        "f_val_every": 2,  # validation interval (steps) of fine-tuning: checkpoint selection
+        "f_val_select": 4,  # validation crops per set behind checkpoint and learning-rate selection
+        "f_lr_grid": [5e-4, 2e-3, 5e-3],  # the learning rates every searched row tries (one seed)
+        "f_dose": [0.5],  # pretraining budgets (x the preset's t1/t2/d steps) of the dose-response, besides x1
+        "f_dose_draws": 2,  # ttl draws per dose-response budget
         "f_batch": 4,
         "f_loss": "l1",
         "f_lr": 2e-3,
@@ -110,6 +117,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_eval": 128,
         "s_width": 8,
         "d_steps": 800,
+        "d_norm": "standardise",  # how distillation compares features (ttl.distill.FEATURE_LOSSES)
         "f_pairs": 512,
         "f_size": 192,
         "f_renders": 5,
@@ -121,10 +129,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_late": 0.0,  # larger crops late did not pay within the budget (ttl benchmark --recipes)
         "f_fraction": 0.01,  # 3 of the 280 training photographs: the share at which a minority binds (README)
         "f_sweep": [0.01, 0.05, 0.1, 1.0],
+        "f_draws": 5,
         "f_seeds": 3,
-        "f_large_seeds": 1,
+        "f_sweep_draws": 2,
         "f_steps": 2000,
-        "f_steps_short": 1000,
+        "f_steps_minority": 1000,
+        "f_val_every": 100,
+        "f_val_select": 16,
+        "f_lr_grid": [5e-4, 2e-3, 5e-3],
+        "f_dose": [0.25, 0.5],
+        "f_dose_draws": 3,
         "f_batch": 16,
         "f_loss": "l1",
         "f_lr": 2e-3,
@@ -170,6 +184,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_eval": 1000,
         "s_width": 24,
         "d_steps": 60000,
+        "d_norm": "standardise",  # how distillation compares features (ttl.distill.FEATURE_LOSSES)
         "f_pairs": 4000,
         "f_size": 256,
         "f_renders": 5,
@@ -181,10 +196,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_late": 0.25,
         "f_fraction": 0.1,
         "f_sweep": [0.01, 0.05, 0.1, 1.0],
+        "f_draws": 5,
         "f_seeds": 3,
-        "f_large_seeds": 1,
+        "f_sweep_draws": 2,
         "f_steps": 60000,
-        "f_steps_short": 30000,
+        "f_steps_minority": 20000,
+        "f_val_every": 1000,
+        "f_val_select": 64,
+        "f_lr_grid": [5e-4, 2e-3, 5e-3],
+        "f_dose": [0.25, 0.5, 2.0],
+        "f_dose_draws": 3,
         "f_batch": 16,
         "f_loss": "l1",
         "f_lr": 2e-3,

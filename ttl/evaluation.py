@@ -25,9 +25,9 @@ from .finetune import ci_text, evaluate_model
 from .metrics import ALL_METRICS, image_metrics
 from .progress import progress_bar
 
-__all__ = ["by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints",
+__all__ = ["SCORED_EVERYWHERE", "finetuned_roles", "by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints",
            "evaluate_checkpoints",
-           "noref_table", "latency_per_mp", "size_speed", "verdicts", "VERDICT_RULES", "score_table", "gallery_columns"]
+           "noref_table", "latency_per_mp", "size_speed", "verdicts", "dose_trend", "VERDICT_RULES", "score_table", "gallery_columns"]
 
 
 def _with_realistic_targets(name: str, rainy_syn: list, rainy_rea: list, clean: list, free: list) -> dict:
@@ -141,6 +141,15 @@ def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
             raise FileNotFoundError(f"checkpoints of {name!r} missing: {', '.join(missing)}; run notebook 04 again")
         out[name] = paths
     return out
+
+
+SCORED_EVERYWHERE = ("headline", "evidence")  # roles scored on the public pairs and real photographs too
+
+
+def finetuned_roles(finetuning_dir) -> dict[str, str]:
+    """Each notebook-04 row's role (``ttl.finetune.ROLES``) as its record wrote it."""
+    models = json.loads((Path(finetuning_dir) / "metrics.json").read_text())["models"]
+    return {n: m.get("role", "headline") for n, m in models.items()}
 
 
 def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dict[str, list[torch.Tensor]]],
@@ -528,6 +537,10 @@ def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 100
 
 from .realrain import NUISANCE_MAX_SHARE  # noqa: E402  (the judge's validity bound, one place)
 
+_C3_BASIS = ("; every C3 interval is the 95 % bootstrap interval that resamples minority draws and test images "
+             "together (ttl.stats.draw_bootstrap), for the configurations each row chose on validation data (the same "
+             "learning-rate grid for every searched row, best validation checkpoint)")
+
 VERDICT_RULES = {
     "C1": "supported if synthetic rain is told apart from real photographs (C2ST AUC interval above 0.5) and the "
           "realistic renderer is closer to them on most statistics; no real photographs: not assessed",
@@ -536,9 +549,9 @@ VERDICT_RULES = {
           "(paired 95 % interval of the difference of gains above 0); not supported if the interval is below or "
           "covers 0; the same scored against the clean scene is reported beside",
     "C3a": "supported if ttl is non-inferior to sup-full on the synthetic test set (interval of ttl - sup-full "
-           "above -margin dB PSNR-Y), not supported if entirely below -margin, mixed otherwise",
+           "above -margin dB PSNR-Y), not supported if entirely below -margin, mixed otherwise" + _C3_BASIS,
     "C3b": "supported if ttl beats the semi-supervised baseline on the synthetic test set (interval of the "
-           "PSNR-Y difference above 0), not supported if below 0, mixed if it covers 0",
+           "PSNR-Y difference above 0), not supported if below 0, mixed if it covers 0" + _C3_BASIS,
     "C3c": "supported if ttl beats both sup-full and the semi-supervised baseline on realistic test rain scored "
            "against its streak-free target (paired PSNR-Y intervals above 0) and, on real photographs, leaves no more "
            "credited rain than either (ttl.realrain: rain left, counted as not removed wherever the scene was not "
@@ -550,9 +563,11 @@ VERDICT_RULES = {
            "supports it (on the realistic test renders, Kendall's tau between the models' credited rain left and "
            "their PSNR-Y against the streak-free target has a 95 % interval above 0); otherwise the verdict rests on "
            "realistic rain alone and says so. Clean-target PSNR-Y, P(rain) of the line statistics, streak energy and "
-           "NIQE are reported beside",
+           "NIQE are reported beside" + _C3_BASIS + "; the evidence names the pretraining dose-response's trend "
+           "(notebook 04, validation), which informs but does not decide",
     "C4": "supported if the student has at most 1/3 of the teachers' parameters and keeps their tasks (T2-task "
-          "PSNR-Y within 1 dB of T2, linear-probe accuracy within 0.05 of T1's); mixed if only the size holds",
+          "PSNR-Y within 1 dB of T2; linear-probe accuracy within 0.05 of T1's and above a randomly initialised "
+          "student's by more than 0.05); mixed if only the size holds",
 }
 
 
@@ -560,13 +575,30 @@ def _interval(r: dict) -> str:
     return f"{r['mean_diff']:+.2f} dB [{r['low']:+.2f}, {r['high']:+.2f}]"
 
 
+def dose_trend(dose: list[dict] | None, domain: str = "synthetic") -> str:
+    """One sentence on the dose-response of notebook 04 (its record's ``dose`` lines): ``ttl - sup-minority`` on
+    ``domain`` validation at each pretraining budget, and the least-squares slope per doubling of the budget."""
+    pts = sorted([p for p in dose or [] if p["set"] == domain], key=lambda p: p["budget (x preset)"])
+    if len(pts) < 2:
+        return "no dose-response"
+    x = np.log2([p["budget (x preset)"] for p in pts])
+    y = np.array([p["ttl minus sup-minority PSNR-Y (dB)"] for p in pts])
+    slope = float(np.polyfit(x, y, 1)[0])
+    word = "grows" if slope > 0.1 else ("shrinks" if slope < -0.1 else "stays flat")
+    parts = ", ".join(f"x{p['budget (x preset)']:g} {p['ttl minus sup-minority PSNR-Y (dB)']:+.2f} "
+                      f"[{p['low']:+.2f}, {p['high']:+.2f}]" for p in pts)
+    return (f"dose-response ({domain} validation, ttl minus sup-minority by pretraining budget): {parts}; the "
+            f"difference {word} with the budget ({slope:+.2f} dB per doubling)")
+
+
 def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], noref: dict | None,
              margin_db: float = 0.5, ranking: dict | None = None,
-             judge_check: dict | None = None) -> list[dict[str, str]]:
+             judge_check: dict | None = None, dose: list[dict] | None = None) -> list[dict[str, str]]:
     """The verdict on each claim from the run records: ``m01`` (notebook 01), ``m03`` (notebook 03),
     ``comparisons[baseline][set][metric]`` (``ttl - baseline`` on the test sets, see
-    :func:`ttl.finetune.compare`), ``noref`` (:func:`noref_table`), ``ranking`` (:func:`judge_ranking`) and
-    ``judge_check`` (:func:`ttl.realrain.judge_validity`). Rules: :data:`VERDICT_RULES`."""
+    :func:`ttl.finetune.compare`), ``noref`` (:func:`noref_table`), ``ranking`` (:func:`judge_ranking`),
+    ``judge_check`` (:func:`ttl.realrain.judge_validity`) and ``dose`` (notebook 04's dose-response lines,
+    :func:`dose_trend`). Rules: :data:`VERDICT_RULES`."""
     rows = []
 
     def add(claim: str, verdict: str, evidence: str) -> None:
@@ -640,17 +672,18 @@ def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], n
         if "realistic_clean" in full:
             beside = f"; against the clean scene, minus sup-full {_interval(full['realistic_clean']['psnr_y'])}"
         add("C3c", v, f"realistic test rain (streak-free target), ttl minus sup-full {_interval(a)}, minus "
-                      f"{semi_name} {_interval(b)}{beside}; {real_txt}")
+                      f"{semi_name} {_interval(b)}{beside}; {real_txt}; {dose_trend(dose)}")
     # C4: the size
     if m03:
         ratio = m03["size_ratio_teachers_over_student"]
         kept = {(r["task"].split(":")[0], r["who"]): r["mean"] for r in m03["kept"]}
         d2 = kept[("T2", "T2")] - kept[("T2", "student")]
         d1 = kept[("T1", "T1 encoder")] - kept[("T1", "student")]
-        small, keeps = ratio >= 3, d2 <= 1.0 and d1 <= 0.05
+        d0 = kept[("T1", "student")] - kept.get(("T1", "random student"), float("nan"))
+        small, keeps = ratio >= 3, d2 <= 1.0 and d1 <= 0.05 and d0 > 0.05
         add("C4", "supported" if small and keeps else ("mixed" if small else "not supported"),
             f"student = 1/{ratio:.1f} of T1+T2; T2 task: T2 minus student {d2:+.2f} dB; T1 task: T1 probe minus "
-            f"student probe {d1:+.3f}")
+            f"student probe {d1:+.3f}, student probe minus a random student's {d0:+.3f}")
     return rows
 
 

@@ -1,36 +1,43 @@
-"""Fine-tuning on a minority of paired synthetic data, and every baseline of STUDY §6 (notebook 04).
+"""Fine-tuning on a minority of paired synthetic data, and every baseline and control (notebook 04; design §6).
 
 Every model here is a :class:`ttl.models.RestorationNet` trained by the same engine, loss (``f_loss``, L1 at every
-preset), batch, patch size and learning-rate schedule (``f_steps`` steps; ``f_steps_short`` for the ablations); rows
-differ only in where the weights start, which pairs they see and, for the semi-supervised baseline, an extra loss on
-unlabeled real-domain images:
+preset), batch, crops and warm-up + cosine schedule: ``f_steps`` steps on all pairs, ``f_steps_minority`` on a
+minority. Every row gets the same tuning effort (:func:`run_finetuning`): the headline rows and the controls search
+the learning rate over ``f_lr_grid`` on one seed, every run ends with the checkpoint of its best validation
+(:data:`SELECT_KEY`, on validation data only), and rows that do not search take their parent's choice. Rows differ
+only in where the weights start, which pairs they see and, for the semi-supervised baseline, an extra loss on
+unlabeled real-domain images. Each row's role, draws and parent are defined once, in :func:`recipes`:
 
-==================  ============================================================================================
-row                 what it is
-==================  ============================================================================================
-``ttl``             the distilled student (notebook 03), fine-tuned on the minority (``f_fraction``)
-``sup-minority``    the student's architecture from scratch on the same minority (the key control)
-``sup-full``        the student's architecture from scratch on all pairs
-``sup-full-large``  a teacher-sized network (``t_width``) from scratch on all pairs
-``sup-full-no-...`` ``sup-full`` without the context path (``-no-context``), and also without the rain-free
-                    renders (``-before``: its light and heavy renders only, like the study's data before the
-                    darkening fix)
-``syn2real``        Syn2Real (Yasarla, Sindagi & Patel, CVPR 2020): the minority plus unlabeled real-domain
-                    images, whose latent vectors are pulled towards Gaussian-process pseudo-labels built from
-                    the labeled latents (:class:`GPPseudoLabels`)
-``t1-only``         a student distilled from T1 alone, fine-tuned like ``ttl``
-``t2-only``         a student distilled from T2 alone, fine-tuned like ``ttl``
-``no-distillation`` T2 itself (teacher-sized) fine-tuned on the minority
-``frozen-encoder``  the distilled student with its encoder frozen (decoder and head fine-tuned)
-``ttl@1pct`` ...    the fraction sweep (also ``sup-minority@...``)
-==================  ============================================================================================
+======================  ========================================================================================
+row                     what it is
+======================  ========================================================================================
+``ttl``                 the distilled student (notebook 03), fine-tuned on the minority (``f_fraction``)
+``sup-minority``        the student's architecture from scratch on the same minority (the key control)
+``sup-full``            the student's architecture from scratch on all pairs
+``syn2real``            Syn2Real (Yasarla, Sindagi & Patel, CVPR 2020): the minority plus unlabeled real-domain
+                        images, whose latent vectors are pulled towards Gaussian-process pseudo-labels built from
+                        the labeled latents (:class:`GPPseudoLabels`)
+``sup-minority-large``  a teacher-sized network from scratch on the minority (control of ``no-distillation``)
+``ssl-minority``        the student pretrained by masked denoising (:func:`ssl_pretrain`) on the same unlabeled
+                        real-domain images with the budget of T1 + T2 + distillation, then fine-tuned like ``ttl``
+``sup-full-large``      a teacher-sized network from scratch on all pairs
+``sup-full-no-...``     ``sup-full`` without the context path (``-no-context``), and also without the rain-free
+                        renders (``-before``: its light and heavy renders only, as before the darkening fix)
+``t1-only``             a student distilled from T1 alone, fine-tuned like ``ttl``
+``t2-only``             a student distilled from T2 alone, fine-tuned like ``ttl``
+``no-distillation``     T2 itself (teacher-sized) fine-tuned on the minority
+``frozen-encoder``      the distilled student with its encoder frozen (decoder and head fine-tuned)
+``ttl-target-ms``       ``ttl`` from a student distilled with the feature loss before the fix (``d_norm``)
+``ttl@5pct`` ...        the fraction sweep (also ``sup-minority@...``)
+======================  ========================================================================================
 
 The paired synthetic training set is *fixed* (rendered once, like a dataset on disk: a minority means fewer distinct
 rainy images, not fewer steps); its rain amount spans rain-free, light and heavy (``f_rain``), so that a network
 learns how much to remove instead of a fixed darkening; training draws random crops and flips from it.
 Minorities are nested for one seed (the 1 % pairs are among the 5 %, which are among the 10 %) and differ between
-seeds. No clean image of the real domain reaches any of this: the semi-supervised baseline's real-domain stream
-is :class:`ttl.datasets.RealDomainUnlabeled`, checked with :func:`ttl.datasets.assert_unlabeled`.
+seeds (a seed is a minority draw). No clean image of the real domain reaches any of this: the real-domain streams
+(Syn2Real's, the masked-denoising pretraining's) are :class:`ttl.datasets.RealDomainUnlabeled`, checked with
+:func:`ttl.datasets.assert_unlabeled`.
 """
 from __future__ import annotations
 
@@ -56,7 +63,8 @@ from .utils import generator, seed_of
 __all__ = ["Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
            "validation_sets", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning",
            "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose", "ci_text",
-           "comparison_table", "recipe_steps", "patch_schedule"]
+           "comparison_table", "search_table", "recipe_steps", "patch_schedule", "ROLES", "SELECT_DOMAINS", "SELECT_KEY",
+           "selection_scores", "masked_denoising_step", "ssl_pretrain", "DIAGNOSIS_PAIRS"]
 
 
 def pct(fraction: float) -> str:
@@ -363,61 +371,89 @@ class GPPseudoLabels:
 
 
 # ------------------------------------------------------------------------------------------- the rows
+ROLES = ("headline", "control", "evidence", "ablation", "sweep")
+SELECT_DOMAINS = ("synthetic", "realistic")  # checkpoints and learning rates are chosen on these validation sets
+SELECT_KEY = "val_select_psnr_y"  # their mean PSNR-Y (dB), the engine's selection key
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """One row of the table: where the weights start (``init``: ``scratch``, ``scratch-large``, ``student``,
-    ``student-t1``, ``student-t2``, ``t2``), the fraction of pairs it sees (``None``: all of them),
+    """One row of the study, defined once here and written into the record: where the weights start (``init``:
+    ``scratch``, ``scratch-large``, ``student``, ``student-t1``, ``student-t2``, ``student-target-ms``, ``t2``,
+    ``ssl``), the fraction of
+    pairs it sees (``None``: all of them), its ``role`` (:data:`ROLES`), whether its learning rate is searched on the
+    validation split (``tune``) or taken from its ``parent`` row's search, how many seeds (minority draws) it trains,
     whether the encoder is frozen, and whether Syn2Real's unlabeled loss is added."""
 
     name: str
     init: str
     fraction: float | None = None
+    role: str = "headline"
+    tune: bool = False  # searched over the preset's f_lr_grid (one seed, then the chosen lr trains every seed)
+    parent: str | None = None  # rows that do not search take this row's chosen learning rate (none: f_lr)
+    seeds: int = 1  # minority draws (seed k of every minority row draws the same scenes)
     freeze_encoder: bool = False
     semi: bool = False
-    seeds: int = 1  # how many seeds (the preset's ``f_seeds`` for headline rows)
-    short: bool = False  # the ablations' shorter schedule (``f_steps_short``)
     rain: tuple[str, ...] | None = None  # only the training renders with these rain amounts (None: all of ``f_rain``)
     context: bool | None = None  # scratch rows: the context path on or off (None: as the preset's networks)
     note: str = ""
 
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"{self.name}: unknown role {self.role!r}; use one of {ROLES}")
+        if self.tune and self.parent is not None:
+            raise ValueError(f"{self.name}: a row either searches its learning rate (tune) or takes its parent's")
+
 
 def recipes(cfg: dict) -> list[Recipe]:
-    """Every row of notebook 04 for a preset: the headline rows (``f_seeds`` seeds; the large network
-    ``f_large_seeds``), the ablations (one seed, the shorter schedule ``f_steps_short``) and the fraction sweep (one
-    seed, the headline schedule, so that its points sit on one curve with the headline fraction)."""
-    s, f = cfg["f_seeds"], cfg["f_fraction"]
+    """Every row of notebook 04 for a preset, searched rows first. Headline rows and controls search the learning
+    rate (``tune``); ``ttl`` and ``sup-minority`` train ``f_draws`` minority draws, the other searched rows
+    ``f_seeds``; evidence rows, ablations and the sweep take their parent's choice (the sweep's 5 % and 10 % points
+    ``f_sweep_draws`` draws, its 100 % point one)."""
+    f, draws, seeds = cfg["f_fraction"], cfg["f_draws"], cfg["f_seeds"]
     rows = [
-        Recipe("ttl", "student", f, seeds=s, note="distilled student fine-tuned on the minority"),
-        Recipe("sup-minority", "scratch", f, seeds=s, note="student architecture from scratch, same minority"),
-        Recipe("sup-full", "scratch", 1.0, seeds=s, note="student architecture from scratch, all pairs"),
-        Recipe("sup-full-large", "scratch-large", 1.0, seeds=cfg["f_large_seeds"],
-               note="teacher-sized network, all pairs"),
-        Recipe("sup-full-no-context", "scratch", 1.0, context=False,
-               note="sup-full without the context path (the rain mixture kept)"),
-        Recipe("sup-full-before", "scratch", 1.0, context=False, rain=("light", "heavy"),
-               note="sup-full without the darkening fix: its light and heavy renders only, no context path"),
-        Recipe("syn2real", "scratch", f, semi=True, seeds=s,
+        Recipe("ttl", "student", f, tune=True, seeds=draws, note="distilled student fine-tuned on the minority"),
+        Recipe("sup-minority", "scratch", f, tune=True, seeds=draws,
+               note="student architecture from scratch, same minority"),
+        Recipe("sup-full", "scratch", 1.0, tune=True, seeds=seeds, note="student architecture from scratch, all pairs"),
+        Recipe("syn2real", "scratch", f, semi=True, tune=True, seeds=seeds,
                note="Syn2Real GP pseudo-labels on unlabeled real-domain images, same minority"),
-        Recipe("t1-only", "student-t1", f, short=True, note="student distilled from T1 only"),
-        Recipe("t2-only", "student-t2", f, short=True, note="student distilled from T2 only"),
-        Recipe("no-distillation", "t2", f, short=True, note="T2 itself fine-tuned on the minority"),
-        Recipe("frozen-encoder", "student", f, freeze_encoder=True, short=True, note="distilled encoder frozen"),
-        Recipe("ttl-short", "student", f, short=True, note="ttl on the ablations' schedule (their reference)"),
-        Recipe("sup-minority-short", "scratch", f, short=True,
-               note="sup-minority on the ablations' schedule (their reference)"),
+        Recipe("sup-minority-large", "scratch-large", f, role="control", tune=True, seeds=seeds,
+               note="teacher-sized network from scratch on the minority (capacity without pretraining)"),
+        Recipe("ssl-minority", "ssl", f, role="control", tune=True, seeds=seeds,
+               note="student pretrained by masked denoising on the same unlabeled real-domain images, "
+                    "pretraining budget of T1 + T2 + distillation, then fine-tuned like ttl"),
+        Recipe("sup-full-large", "scratch-large", 1.0, role="evidence", parent="sup-full",
+               note="teacher-sized network, all pairs"),
+        Recipe("sup-full-no-context", "scratch", 1.0, role="evidence", parent="sup-full", context=False,
+               note="sup-full without the context path (the rain mixture kept)"),
+        Recipe("sup-full-before", "scratch", 1.0, role="evidence", parent="sup-full", context=False,
+               rain=("light", "heavy"),
+               note="sup-full without the darkening fix: its light and heavy renders only, no context path"),
+        Recipe("t1-only", "student-t1", f, role="ablation", parent="ttl", note="student distilled from T1 only"),
+        Recipe("t2-only", "student-t2", f, role="ablation", parent="ttl", note="student distilled from T2 only"),
+        Recipe("no-distillation", "t2", f, role="ablation", parent="ttl", note="T2 itself fine-tuned on the minority"),
+        Recipe("frozen-encoder", "student", f, role="ablation", parent="ttl", freeze_encoder=True,
+               note="distilled encoder frozen"),
+        Recipe("ttl-target-ms", "student-target-ms", f, role="ablation", parent="ttl",
+               note="ttl distilled with the feature loss before the fix (teacher features at their raw scale)"),
     ]
     for frac in cfg["f_sweep"]:
         if frac == f:
             continue
-        rows.append(Recipe(f"ttl@{pct(frac)}", "student", frac, note="fraction sweep"))
+        n = 1 if frac >= 1 else cfg["f_sweep_draws"]
+        rows.append(Recipe(f"ttl@{pct(frac)}", "student", frac, role="sweep", parent="ttl", seeds=n,
+                           note="fraction sweep"))
         if frac < 1:
-            rows.append(Recipe(f"sup-minority@{pct(frac)}", "scratch", frac, note="fraction sweep"))
+            rows.append(Recipe(f"sup-minority@{pct(frac)}", "scratch", frac, role="sweep", parent="sup-minority",
+                               seeds=n, note="fraction sweep"))
     return rows
 
 
 def recipe_steps(recipe: Recipe, cfg: dict) -> int:
-    """Training steps of a row: ``f_steps``, or ``f_steps_short`` for the ablations."""
-    return cfg["f_steps_short"] if recipe.short else cfg["f_steps"]
+    """Training steps of a row: ``f_steps`` on all pairs, ``f_steps_minority`` on a minority (small data peaks
+    early; the checkpoint is chosen on validation either way)."""
+    return cfg["f_steps"] if recipe.fraction is None or recipe.fraction >= 1 else cfg["f_steps_minority"]
 
 
 def patch_schedule(cfg: dict, steps: int, per_epoch: int):
@@ -432,10 +468,12 @@ def patch_schedule(cfg: dict, steps: int, per_epoch: int):
 
 def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, seed: int, device: str, run_dir=None,
              unlabeled: Dataset | None = None, validate: Callable[[nn.Module], dict] | None = None,
-             resume: bool = False, progress: bool = True) -> dict[str, Any]:
+             resume: bool = False, progress: bool = True, lr: float | None = None) -> dict[str, Any]:
     """Train ``model`` on the recipe's minority of scenes of ``pairs`` (:class:`Minority`) for its steps
-    (:func:`recipe_steps`) with the ``f_loss`` loss and the crop schedule (:func:`patch_schedule`); Syn2Real's GP loss
-    on ``unlabeled`` is added with weight ``f_gp_weight`` when ``recipe.semi``. Returns the engine's log."""
+    (:func:`recipe_steps`) at learning rate ``lr`` (default ``f_lr``) with the ``f_loss`` loss and the crop schedule
+    (:func:`patch_schedule`); Syn2Real's GP loss on ``unlabeled`` is added with weight ``f_gp_weight`` when
+    ``recipe.semi``. With ``validate`` (returning :data:`SELECT_KEY`), validation runs every ``f_val_every`` steps
+    and the model ends with the weights of its best validation (the log's ``best``). Returns the engine's log."""
     from .engine import TrainConfig, train
     from .train import LOSSES
 
@@ -449,10 +487,13 @@ def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, see
         model.encoder.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
     refresh = max(1, min(50, steps // 10))
-    tc = TrainConfig(steps=steps, batch=cfg["f_batch"], lr=cfg["f_lr"], seed=seed, device=device,
-                     val_every=max(1, steps // 5), ckpt_every=refresh * max(1, steps // (5 * refresh)),
-                     progress=progress, desc=f"{recipe.name} (seed {seed})", amp=cfg.get("amp", True),
-                     channels_last=cfg.get("channels_last", True), fused=cfg.get("fused", True))
+    lr = cfg["f_lr"] if lr is None else lr
+    tc = TrainConfig(steps=steps, batch=cfg["f_batch"], lr=lr, seed=seed, device=device,
+                     val_every=max(1, min(steps, cfg["f_val_every"])),
+                     ckpt_every=refresh * max(1, steps // (5 * refresh)), progress=progress,
+                     desc=f"{recipe.name} (seed {seed}, lr {lr:g})", amp=cfg.get("amp", True),
+                     channels_last=cfg.get("channels_last", True), fused=cfg.get("fused", True),
+                     select=SELECT_KEY if validate is not None else None)
     if not recipe.semi:
         step = lambda m, b: loss_fn(m(b["rainy"]).float(), b["clean"])  # noqa: E731
         return train(model, data, step, tc, run_dir=run_dir, validate=validate, parameters=params, resume=resume)
@@ -492,15 +533,67 @@ def checkpoint_name(name: str, seed_index: int) -> str:
     return f"{name}.pt" if seed_index == 0 else f"{name}.seed{seed_index}.pt"
 
 
+def selection_scores(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
+    """Validation PSNR-Y on each of :data:`SELECT_DOMAINS` and their mean (:data:`SELECT_KEY`), which chooses
+    checkpoints and learning rates."""
+    r = evaluate_model(model, {d: sets[d] for d in SELECT_DOMAINS if d in sets}, str(next(model.parameters()).device))
+    out = {f"val_{d}_psnr_y": r[d]["psnr_y"] for d in r}
+    out[SELECT_KEY] = sum(out.values()) / len(out)
+    return out
+
+
+def masked_denoising_step(model: nn.Module, batch: dict, noise: float = 0.1, block: int = 8,
+                          share: float = 0.25) -> torch.Tensor:
+    """The ``ssl-minority`` pretext task: restore the image from a copy with Gaussian noise (``noise``) and a random
+    ``share`` of ``block`` px blocks set to the image's mean; L1 to the image itself (no other label exists)."""
+    x = batch["rainy"]
+    n, _, h, w = x.shape
+    keep = (torch.rand(n, 1, -(-h // block), -(-w // block), device=x.device) >= share).to(x.dtype)
+    keep = F.interpolate(keep, scale_factor=block, mode="nearest")[..., :h, :w]
+    corrupted = (x + noise * torch.randn_like(x)) * keep + x.mean((1, 2, 3), keepdim=True) * (1 - keep)
+    return F.l1_loss(model(corrupted).float(), x)
+
+
+def ssl_pretrain(cfg: dict, seed: int, device: str, spec: dict, run_dir, real_dir=None, clean_dir=None,
+                 resume: bool = False, progress: bool = True, budget: float = 1.0) -> tuple[nn.Module, dict]:
+    """The ``ssl-minority`` start: a network of the student's ``spec`` trained by :func:`masked_denoising_step` on the
+    unlabeled real-domain images the teachers and the distillation learn from (train split), for the same number of
+    steps as T1, T2 and the distillation together (``budget`` times ``t1_steps + t2_steps + d_steps``), at their
+    batch, crop and learning rate. Returns the network and the engine's log."""
+    from .engine import TrainConfig, train
+    from .models import build_model
+
+    data = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train", real_dir=real_dir,
+                               clean_dir=clean_dir, photo_size=cfg["photo_size"])
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    steps = max(1, round(budget * (cfg["t1_steps"] + cfg["t2_steps"] + cfg["d_steps"])))
+    tc = TrainConfig(steps=steps, batch=cfg["t_batch"], lr=2e-3, seed=seed, device=device,
+                     ckpt_every=max(1, steps // 5), progress=progress, desc="ssl pretraining (masked denoising)")
+    log = train(model, data, masked_denoising_step, tc, run_dir=run_dir, resume=resume)
+    return model.cpu().eval(), log
+
+
+def _trial_lr(recipe: Recipe, chosen: dict[str, float], cfg: dict) -> tuple[float, str]:
+    """The learning rate a non-searched row trains at: its parent's choice (``f_lr`` without a parent, or when the
+    parent did not run)."""
+    if recipe.parent in chosen:
+        return chosen[recipe.parent], f"parent {recipe.parent}"
+    return cfg["f_lr"], "f_lr" if recipe.parent is None else f"f_lr (parent {recipe.parent} not run)"
+
+
 def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir, out_dir, real_dir=None,
                    clean_dir=None, synthetic_dir=None, resume: bool = False, progress: bool = True,
                    only: list[str] | None = None) -> dict[str, Any]:
     """Train every row of :func:`recipes` (or those named in ``only``) and score each on the validation sets.
 
-    Seeds of a row are ``seed, seed + 1, ...``. Checkpoints go to ``{out_dir}/checkpoints/`` (see
-    :func:`checkpoint_name`; each loads alone with :func:`ttl.models.load_model`), engine runs to
-    ``{out_dir}/runs/<model>/seed<k>``. Returns ``{"rows": {name: recipe}, "runs": {name: [per-seed results]},
-    "input": input scores, "manifest": ...}``."""
+    Rows with ``tune`` first search the learning rate: one seed at each of ``f_lr_grid``, every trial's checkpoint
+    chosen by validation (:func:`selection_scores`); the lr whose chosen checkpoint scores highest trains the other
+    seeds (the search's own trial is seed 0). Other rows take their parent's lr. Every run ends with its best
+    validation checkpoint. Seeds of a row are ``seed, seed + 1, ...``. Checkpoints go to
+    ``{out_dir}/checkpoints/`` (see :func:`checkpoint_name`; each loads alone with
+    :func:`ttl.models.load_model`), engine runs to ``{out_dir}/runs/<model>/...``. Returns ``{"rows": {name: recipe},
+    "runs": {name: [per-seed results]}, "search": {name: trials and choice}, "input": input scores, ...}``."""
     from pathlib import Path
 
     from .distill import distil, load_teachers
@@ -511,17 +604,15 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     rows = [r for r in recipes(cfg) if only is None or r.name in only]
     pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)
     val = validation_sets(cfg, seed, clean_dir, synthetic_dir)
-    small = {k: {kk: vv[:16] for kk, vv in v.items()} for k, v in val.items()}
-
-    def validate(m):
-        r = evaluate_model(m, small, str(next(m.parameters()).device))
-        return {f"val_{d}_psnr_y": r[d]["psnr_y"] for d in r}
+    small = {k: {kk: vv[:cfg["f_val_select"]] for kk, vv in v.items()} for k, v in val.items()}
+    validate = lambda m: selection_scores(m, small)  # noqa: E731
 
     t1, t2 = load_teachers(teachers_dir)
     student_path = Path(student_path)
     if not student_path.is_file():
         raise FileNotFoundError(f"{student_path} not found: run notebook 03 first (make study, or ttl study "
                                 "--notebooks 03) or pass student_path")
+    student_spec = load_model(student_path)[0].spec
     inits: dict[str, Callable[..., nn.Module]] = {  # "scratch" takes the context flag
         "student": lambda: load_model(student_path)[0],
         "t2": lambda: load_model(Path(teachers_dir) / "t2.pt")[0],
@@ -530,43 +621,80 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
         "scratch-large": lambda: RestorationNet(width=t2.spec["width"], depth=t2.spec["depth"],
                                                 blocks=t2.spec["blocks"], context=t2.spec.get("context", False)),
     }
-    distil_logs = {}
-    for teacher in ("t1", "t2"):
-        if any(r.init == f"student-{teacher}" for r in rows):
-            d, log, _, _ = distil(t1, t2, cfg, seed, device, out_dir / "runs" / f"distil-{teacher}-only",
-                                  real_dir, resume, use_t1=teacher == "t1", use_t2=teacher == "t2",
-                                  progress=progress, desc=f"distillation ({teacher} only)", clean_dir=clean_dir)
-            distil_logs[teacher] = log
+    pre_logs: dict[str, dict] = {}
+    starts: dict[str, nn.Module] = {}  # the pretrained starts other than notebook 03's student (ttl.transfer reads them)
+    variants = {"student-t1": ({"use_t1": True, "use_t2": False}, {}),  # init -> (teachers, preset overrides)
+                "student-t2": ({"use_t1": False, "use_t2": True}, {}),
+                "student-target-ms": ({}, {"d_norm": "target-ms"})}
+    for init, (kw, over) in variants.items():
+        if any(r.init == init for r in rows):
+            d, log, _, _ = distil(t1, t2, dict(cfg, **over), seed, device, out_dir / "runs" / f"distil-{init}",
+                                  real_dir, resume, progress=progress, desc=f"distillation ({init})",
+                                  clean_dir=clean_dir, **kw)
+            pre_logs[init] = log
+            starts[init] = d.student
             state = {k: v.clone() for k, v in d.student.state_dict().items()}
-            spec = dict(d.student.spec)
-            inits[f"student-{teacher}"] = lambda state=state, spec=spec: _rebuild(spec, state)
+            inits[init] = lambda state=state, spec=dict(d.student.spec): _rebuild(spec, state)
+    if any(r.init == "ssl" for r in rows):
+        net, log = ssl_pretrain(cfg, seed, device, student_spec, out_dir / "runs" / "ssl-pretraining", real_dir,
+                                clean_dir, resume, progress)
+        pre_logs["ssl"] = log
+        starts["ssl"] = net
+        state = {k: v.clone() for k, v in net.state_dict().items()}
+        inits["ssl"] = lambda state=state: _rebuild(student_spec, state)
     unlabeled: Dataset = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train",
                                              real_dir=real_dir, clean_dir=clean_dir, photo_size=cfg["photo_size"])
     if any(r.semi for r in rows):  # a fixed pool, like a folder of unlabeled photographs (rendered once)
         unlabeled = UnlabeledPool(unlabeled)
+
+    def train_one(r: Recipe, k: int, lr: float, run_dir: Path) -> tuple[nn.Module, dict]:
+        s = seed + k
+        torch.manual_seed(s)
+        context = t2.spec.get("context", False) if r.context is None else r.context
+        model = inits[r.init](context) if r.init == "scratch" else inits[r.init]()
+        if cfg["f_reset_head"] and not r.init.startswith("scratch"):
+            nn.init.zeros_(model.head.weight)  # start at the identity, as every scratch row does
+            nn.init.zeros_(model.head.bias)
+        log = finetune(model, pairs, r, cfg, s, device, run_dir, unlabeled=unlabeled if r.semi else None,
+                       validate=validate, resume=resume, progress=progress, lr=lr)
+        return model.cpu().eval().requires_grad_(True), log
+
+    chosen: dict[str, float] = {}
+    search: dict[str, dict[str, Any]] = {}
     runs: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
+        first = None
+        if r.tune:
+            trials = []
+            for lr in cfg["f_lr_grid"]:
+                model, log = train_one(r, 0, lr, out_dir / "runs" / r.name / f"lr{lr:g}" / "seed0")
+                trials.append({"lr": lr, "best_step": log["best"]["step"], "best": log["best"]["value"],
+                               "curve": [{"step": v["step"], SELECT_KEY: v[SELECT_KEY]} for v in log["val"]]})
+                if first is None or log["best"]["value"] > first[1]["best"]["value"]:
+                    first = (model, log, lr)
+            chosen[r.name] = first[2]
+            search[r.name] = {"grid": list(cfg["f_lr_grid"]), "trials": trials, "lr": first[2],
+                              "step": first[1]["best"]["step"], "select": SELECT_KEY,
+                              "select_images": cfg["f_val_select"], "lr_source": "search"}
+            lr, source = first[2], "search"
+        else:
+            lr, source = _trial_lr(r, chosen, cfg)
+            search[r.name] = {"lr": lr, "lr_source": source}
         runs[r.name] = []
         for k in range(r.seeds):
-            s = seed + k
-            torch.manual_seed(s)
-            context = t2.spec.get("context", False) if r.context is None else r.context
-            model = inits[r.init](context) if r.init == "scratch" else inits[r.init]()
-            if cfg["f_reset_head"] and not r.init.startswith("scratch"):
-                nn.init.zeros_(model.head.weight)  # start at the identity, as every scratch row does
-                nn.init.zeros_(model.head.bias)
-            log = finetune(model, pairs, r, cfg, s, device, out_dir / "runs" / r.name / f"seed{k}",
-                           unlabeled=unlabeled if r.semi else None, validate=validate, resume=resume,
-                           progress=progress)
-            model = model.cpu().eval().requires_grad_(True)
+            if k == 0 and first is not None:
+                model, log = first[0], first[1]
+            else:
+                model, log = train_one(r, k, lr, out_dir / "runs" / r.name / f"seed{k}")
             ckpt = out_dir / "checkpoints" / checkpoint_name(r.name, k)
             if is_main():
-                save_model(ckpt, model, recipe=r.name, seed=s, fraction=r.fraction, init=r.init)
-            runs[r.name].append({"seed": s, "checkpoint": str(ckpt), "log": log, "params": count_params(model),
-                                 "context": bool(model.spec.get("context", False)),
-                                 "val": evaluate_model(model, val)})
-    return {"rows": {r.name: r for r in rows}, "runs": runs, "input": evaluate_model(None, val),
-            "distil_logs": distil_logs, "val": val,
+                save_model(ckpt, model, recipe=r.name, seed=seed + k, fraction=r.fraction, init=r.init, lr=lr,
+                           step=log["best"]["step"])
+            runs[r.name].append({"seed": seed + k, "checkpoint": str(ckpt), "log": log, "params": count_params(model),
+                                 "context": bool(model.spec.get("context", False)), "lr": lr,
+                                 "step": log["best"]["step"], "val": evaluate_model(model, val)})
+    return {"rows": {r.name: r for r in rows}, "runs": runs, "search": search, "input": evaluate_model(None, val),
+            "pretraining_logs": pre_logs, "starts": starts, "val": val, "pairs": pairs,
             "manifest": {"pairs": pairs.manifest(), "unlabeled_real_domain": unlabeled.manifest(),
                          "student": str(student_path), "teachers": str(teachers_dir)}}
 
@@ -592,9 +720,9 @@ def _t_interval(values: list[float], level: float = 0.95) -> tuple[float, float]
 
 
 def model_scores(runs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[str, dict[str, Any]]:
-    """One row's validation scores over its seeds, per domain and metric: the mean over seeds, a 95 % interval
+    """One row's scores over its seeds (minority draws), per domain and metric: the mean over seeds, a 95 % interval
     over images (bootstrap of the seed-averaged per-image values) and over seeds (t-interval; needs >= 2 seeds),
-    the per-seed means and the seed-averaged per-image values."""
+    the per-seed means, the seed-averaged per-image values and (PSNR-Y, SSIM-Y) the per-seed per-image values."""
     import numpy as np
 
     from .stats import bootstrap_ci
@@ -613,25 +741,36 @@ def model_scores(runs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[st
             out[dom][f"{m}_per_seed"] = seed_means
             if m in ("psnr_y", "ssim_y"):
                 out[dom][f"{m}_per_image"] = avg.tolist()
+                out[dom][f"{m}_per_draw_image"] = per_seed.tolist()
     return out
 
 
 def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str, n_boot: int = 1000,
             seed: int = 0) -> dict[str, dict[str, Any]]:
-    """``a`` minus ``b`` per domain and metric (PSNR-Y, SSIM-Y): paired by image (seed-averaged values; bootstrap
-    interval and Wilcoxon p) and paired by seed where both rows have the same seeds (t-interval over seeds), on
-    every set both rows were scored on."""
+    """``a`` minus ``b`` per domain and metric (PSNR-Y, SSIM-Y), on every set both rows were scored on. The interval
+    (``low``, ``high``) resamples draws and images together (:func:`ttl.stats.draw_bootstrap`; draws paired when both
+    rows ran the same seeds, which share their minorities); ``low_images``/``high_images`` resample images only
+    (seed-averaged values) and go with the Wilcoxon p; ``ci_seeds`` is the t-interval over the differences of the
+    seeds both rows ran."""
     import numpy as np
 
-    from .stats import paired_bootstrap
+    from .stats import draw_bootstrap, paired_bootstrap
 
+    seeds_a = [r.get("seed", i) for i, r in enumerate(runs[a])]  # test results carry no seed: their order is it
+    seeds_b = [r.get("seed", i) for i, r in enumerate(runs[b])]
+    common = [s for s in seeds_a if s in seeds_b]
     out: dict[str, dict[str, Any]] = {}
     for dom in [d for d in scores[a] if d in scores[b]]:  # the sets both rows were scored on
         out[dom] = {}
         for m in ("psnr_y", "ssim_y"):
-            r = paired_bootstrap(scores[a][dom][f"{m}_per_image"], scores[b][dom][f"{m}_per_image"], n_boot, seed=seed)
-            k = min(len(runs[a]), len(runs[b]))
-            d_seed = (np.array(scores[a][dom][f"{m}_per_seed"][:k]) - np.array(scores[b][dom][f"{m}_per_seed"][:k]))
+            sa, sb = scores[a][dom], scores[b][dom]
+            img = paired_bootstrap(sa[f"{m}_per_image"], sb[f"{m}_per_image"], n_boot, seed=seed)
+            r = draw_bootstrap(sa[f"{m}_per_draw_image"], sb[f"{m}_per_draw_image"], seeds_a == seeds_b, n_boot,
+                               seed=seed)
+            r.update(wilcoxon_p=img["wilcoxon_p"], low_images=img["low"], high_images=img["high"],
+                     interval="draws and images" if max(r["draws_a"], r["draws_b"]) > 1 else "images")
+            d_seed = np.array([sa[f"{m}_per_seed"][seeds_a.index(s)] - sb[f"{m}_per_seed"][seeds_b.index(s)]
+                               for s in common])
             r["per_seed_diff"] = d_seed.tolist()
             r["ci_seeds"] = list(_t_interval(d_seed.tolist()))
             out[dom][m] = r
@@ -639,16 +778,17 @@ def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str
 
 
 def comparison_table(comparisons: dict[str, dict]):
-    """``{baseline: compare(...)}`` as a table: ``ttl minus`` baseline, set, metric, the paired difference over
-    images ``[95 % CI]``, its Wilcoxon p and the interval over seed-matched differences."""
+    """``{baseline: compare(...)}`` as a table: ``ttl minus`` baseline, set, metric, the difference with its 95 %
+    interval over draws and images, the draws on each side, the interval over images alone and its Wilcoxon p."""
     import pandas as pd
 
     from .metrics import METRIC_LABELS
 
     return pd.DataFrame([{"ttl minus": b, "set": dom, "metric": METRIC_LABELS[m],
-                          "diff [95 % CI, images]": f"{r['mean_diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
-                          "Wilcoxon p": f"{r['wilcoxon_p']:.2g}",
-                          "diff [95 % CI, seeds]": f"[{r['ci_seeds'][0]:+.3f}, {r['ci_seeds'][1]:+.3f}]"}
+                          "diff [95 % CI, draws and images]": f"{r['mean_diff']:+.3f} [{r['low']:+.3f}, {r['high']:+.3f}]",
+                          "draws": f"{r['draws_a']} vs {r['draws_b']}",
+                          "[95 % CI, images]": f"[{r['low_images']:+.3f}, {r['high_images']:+.3f}]",
+                          "Wilcoxon p": f"{r['wilcoxon_p']:.2g}"}
                          for b, c in comparisons.items() for dom, d in c.items() for m, r in d.items()])
 
 
@@ -659,10 +799,12 @@ def ci_text(v: dict[str, Any], metric: str) -> str:
     return f"{v[metric]:{f}} [{lo:{f}}, {hi:{f}}]"
 
 
-def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict[str, int], cfg: dict):
-    """One line per row: size, share of the training scenes, steps, seeds, and ``mean [95 % CI over images]`` of
-    PSNR-Y / SSIM-Y on the validation sets: synthetic rain, realistic rain against its streak-free target
-    (deraining) and, PSNR-Y only, against the clean scene (the metric convention in every header)."""
+def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict[str, int], cfg: dict,
+                  search: dict[str, dict] | None = None):
+    """One line per row: role, size, share of the training scenes, steps, learning rate (and where it came from),
+    seeds, and ``mean [95 % CI over images]`` of PSNR-Y / SSIM-Y on the validation sets: synthetic rain, realistic
+    rain against its streak-free target (deraining) and, PSNR-Y only, against the clean scene (the metric convention
+    in every header)."""
     import pandas as pd
 
     from .metrics import METRIC_LABELS
@@ -670,9 +812,11 @@ def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict
     lines = []
     for name, r in rows.items():
         s = scores[name]
-        line = {"model": name, "params (M)": round(params[name] / 1e6, 3),
-                "scenes (%)": 100 * (1.0 if r.fraction is None else r.fraction), "steps": recipe_steps(r, cfg),
-                "seeds": len(s["synthetic"]["psnr_y_per_seed"])}
+        line = {"model": name, "role": r.role, "params (M)": round(params[name] / 1e6, 3),
+                "scenes (%)": 100 * (1.0 if r.fraction is None else r.fraction), "steps": recipe_steps(r, cfg)}
+        if search and name in search:
+            line["lr"] = f"{search[name]['lr']:g} ({search[name]['lr_source']})"
+        line["seeds"] = len(s["synthetic"]["psnr_y_per_seed"])
         for dom, metrics in (("synthetic", ("psnr_y", "ssim_y")), ("realistic", ("psnr_y", "ssim_y")),
                              ("realistic_clean", ("psnr_y",))):
             for m in metrics:
@@ -680,6 +824,17 @@ def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict
                     line[f"{dom} {METRIC_LABELS[m]}"] = ci_text(s[dom], m)
         lines.append(line)
     return pd.DataFrame(lines)
+
+
+def search_table(search: dict[str, dict]):
+    """The learning-rate search as a table: per searched row and trial, the lr, the best validation score
+    (:data:`SELECT_KEY`) and the step it was reached at; ``chosen`` marks the row's choice."""
+    import pandas as pd
+
+    return pd.DataFrame([{"row": n, "lr": f"{t['lr']:g}", "best step": t["best_step"],
+                          "best validation PSNR-Y (synthetic + realistic) / 2": round(t["best"], 3),
+                          "chosen": "yes" if t["lr"] == v["lr"] else ""}
+                         for n, v in search.items() if v.get("trials") for t in v["trials"]])
 
 
 def sweep_points(rows: dict[str, Recipe], scores: dict[str, dict], metric: str = "psnr_y"):
@@ -716,11 +871,24 @@ def example_rows(data: dict[str, torch.Tensor], checkpoints: dict[str, Any], n: 
     return rows
 
 
+DIAGNOSIS_PAIRS = (  # (row, reference, what the difference measures), read by diagnose() and notebook 04
+    ("ttl", "sup-minority", "both teachers (ttl)"),
+    ("ttl", "ssl-minority", "task transfer over generic pretraining (ttl vs masked denoising, same images, "
+                            "same budget)"),
+    ("ssl-minority", "sup-minority", "generic pretraining (masked denoising)"),
+    ("t1-only", "sup-minority", "the recognition teacher T1 alone"),
+    ("t2-only", "sup-minority", "the scattering teacher T2 alone"),
+    ("no-distillation", "sup-minority-large", "T2 itself, not distilled, against its architecture from scratch"),
+    ("sup-minority-large", "sup-minority", "capacity on the minority (teacher-sized from scratch)"),
+    ("frozen-encoder", "sup-minority", "the distilled encoder, frozen"),
+)
+
+
 def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int = 1000, seed: int = 0) -> list[str]:
     """Why ``ttl`` does or does not beat ``sup-minority``, in sentences computed from the rows that ran: is the
-    minority a constraint at this budget, does capacity help, which teacher helps (``t1-only``, ``t2-only``, against
-    ``sup-minority-short`` on the same shorter schedule), and does distillation matter (``no-distillation``)?
-    PSNR-Y, paired by image, 95 % CI."""
+    minority a constraint at this budget, does capacity help, and each pair of :data:`DIAGNOSIS_PAIRS` (which teacher
+    helps, does distillation matter, is it task transfer or pretraining in general). PSNR-Y, 95 % interval over draws
+    and images (:func:`compare`)."""
     def diff(a: str, b: str, dom: str) -> dict | None:
         if a not in scores or b not in scores:
             return None
@@ -744,14 +912,9 @@ def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int =
         out.append(f"Capacity: the teacher-sized network minus the student-sized one, all pairs, synthetic validation "
                    f"{fmt(r)} ({sign(r)}).")
     doms = [d for d in ("synthetic", "realistic") if d in next(iter(scores.values()))]
-    for row, ref, what in (("ttl", "sup-minority", "both teachers (ttl)"),
-                           ("ttl-short", "sup-minority-short", "both teachers (ttl), ablation schedule"),
-                           ("t1-only", "sup-minority-short", "the recognition teacher T1 alone"),
-                           ("t2-only", "sup-minority-short", "the scattering teacher T2 alone"),
-                           ("no-distillation", "sup-minority-short", "T2 itself, not distilled"),
-                           ("frozen-encoder", "sup-minority-short", "the distilled encoder, frozen")):
+    for row, ref, what in DIAGNOSIS_PAIRS:
         rs = [diff(row, ref, d) for d in doms]
         if rs and rs[0] is not None:
             parts = ", ".join(f"{d} {fmt(r)} ({sign(r)})" for d, r in zip(doms, rs))
-            out.append(f"{what[0].upper() + what[1:]} vs {ref}: {parts}.")
+            out.append(f"{what[0].upper() + what[1:]}: {row} minus {ref}, {parts}.")
     return out

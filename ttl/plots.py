@@ -261,9 +261,51 @@ def plot_val_curves(logs: dict[str, dict], path: str | Path, domains: Sequence[s
             v = pd.DataFrame(log["val"])
             if f"val_{dom}_psnr_y" in v:
                 ax.plot(v["step"], v[f"val_{dom}_psnr_y"], marker="o", ms=3, label=name)
-        ax.set(xlabel="step", ylabel="PSNR-Y (dB)", title=f"{dom} validation (16 images)")
+        ax.set(xlabel="step", ylabel="PSNR-Y (dB)", title=f"{dom} validation (selection crops)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_search(search: dict[str, dict], path: str | Path, key: str = "val_select_psnr_y"):
+    """The learning-rate search: one panel per searched row, every trial's validation curve (``key`` against
+    steps), the chosen trial's best checkpoint marked."""
+    rows = [n for n, v in search.items() if v.get("trials")]
+    fig, axes = plt.subplots(1, len(rows), figsize=(3.4 * len(rows), 3.2), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], rows):
+        for t in search[name]["trials"]:
+            c = pd.DataFrame(t["curve"])
+            ax.plot(c["step"], c[key], marker="o", ms=2, lw=1.2 if t["lr"] == search[name]["lr"] else 0.8,
+                    label=f"lr {t['lr']:g}" + (" (chosen)" if t["lr"] == search[name]["lr"] else ""))
+            if t["lr"] == search[name]["lr"]:
+                ax.plot([t["best_step"]], [t["best"]], "k*", ms=10)
+        ax.set(title=name, xlabel="step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0][0].set_ylabel("validation PSNR-Y, mean of\nsynthetic and realistic (dB)")
+    fig.tight_layout()
+    save(fig, path)
+    return fig
+
+
+def plot_dose(table: pd.DataFrame, path: str | Path, diff: str = "ttl minus sup-minority PSNR-Y (dB)"):
+    """The dose-response: ``ttl - sup-minority`` (95 % interval over draws and images) against the pretraining
+    budget and against the teachers' quality (T1 AUC, T2 gain), one line per validation set."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6), sharey=True)
+    for ax, x in zip(axes, ("budget (x preset)", "T1 AUC", "T2 gain (dB)")):
+        for dom, g in table.groupby("set"):
+            g = g.sort_values(x)
+            ax.errorbar(g[x], g[diff], yerr=[g[diff] - g["low"], g["high"] - g[diff]], marker="o", capsize=3,
+                        label=dom)
+        ax.axhline(0, color="k", lw=0.8, ls="--")
+        ax.set(xlabel=x + (" (log scale)" if x.startswith("budget") else ""))
+        if x.startswith("budget"):
+            ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("ttl minus sup-minority,\nvalidation PSNR-Y (dB)")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
     save(fig, path)
     return fig

@@ -131,33 +131,58 @@ def _diff(r: dict, f: str = "+.2f") -> str:
 def _finetune_section(m: dict) -> list[str]:
     c = m["config"]
     pairs = m["data_manifest"].get("pairs", {})
-    out = [_header(m, "Notebook 04 — fine-tuning and baselines"), "",
-           f"{c['f_steps']} steps per model ({c['f_steps_short']} for the ablations), batch {c['f_batch']}, "
-           f"{c['f_patch']} px crops, {c['f_loss'].upper()} loss, from {pairs.get('pairs', '?')} fixed synthetic pairs of "
-           f"{pairs.get('scenes', '?')} training scenes; minority = {100 * c['f_fraction']:g} % of the scenes. Held-out "
-           "**validation** crops, mean over seeds [95 % CI over images]; realistic rain against its streak-free target "
-           "(and, last column, against the clean scene):", "",
-           "| model | params (M) | scenes | steps | seeds | synthetic PSNR-Y (dB) | synthetic SSIM-Y | realistic PSNR-Y (dB) | "
-           "realistic SSIM-Y | realistic vs clean PSNR-Y (dB) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    grid = ", ".join(f"{x:g}" for x in c.get("f_lr_grid", [c["f_lr"]]))
+    out = [_header(m, "Notebook 04 — fine-tuning, baselines and controls"), "",
+           f"{c['f_steps']} steps on all pairs, {c.get('f_steps_minority', c['f_steps'])} on a minority, batch "
+           f"{c['f_batch']}, {c['f_patch']} px crops, {c['f_loss'].upper()} loss, from {pairs.get('pairs', '?')} fixed "
+           f"synthetic pairs of {pairs.get('scenes', '?')} training scenes; minority = {100 * c['f_fraction']:g} % of the "
+           f"scenes. Headline rows and controls searched the learning rate over {{{grid}}} on one seed; every run ends "
+           "with its best validation checkpoint. Held-out **validation** crops (the selection used a subset of them: "
+           "optimistic alike for every row), mean over seeds [95 % CI over images]; realistic rain against its "
+           "streak-free target (and, last column, against the clean scene):", "",
+           "| model | role | params (M) | scenes | steps | lr | seeds | synthetic PSNR-Y (dB) | synthetic SSIM-Y | "
+           "realistic PSNR-Y (dB) | realistic SSIM-Y | realistic vs clean PSNR-Y (dB) |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     inp = m.get("input", {})
     if inp:
-        out.append(f"| rainy input | | | | | {inp['synthetic']['psnr_y']:.2f} | {inp['synthetic']['ssim_y']:.3f} | "
+        out.append(f"| rainy input | | | | | | | {inp['synthetic']['psnr_y']:.2f} | {inp['synthetic']['ssim_y']:.3f} | "
                    f"{inp['realistic']['psnr_y']:.2f} | {inp['realistic']['ssim_y']:.3f} | "
                    f"{inp.get('realistic_clean', {}).get('psnr_y', float('nan')):.2f} |")
     for n, v in m["models"].items():
         frac = 100 * (1.0 if v["fraction"] is None else v["fraction"])
         steps = v.get("steps", "?")  # recorded per row by notebook 04 (ttl.finetune.recipe_steps)
+        lr = f"{v['lr']:g}" + ("" if v.get("lr_source") == "search" else f" ({v.get('lr_source', '')})") \
+            if "lr" in v else ""
         rc = ci_text(v["realistic_clean"], "psnr_y") if "realistic_clean" in v else ""
-        out.append(f"| {n} | {v['params'] / 1e6:.3f} | {frac:g} % | {steps} | {len(v['seeds'])} | "
-                   f"{ci_text(v['synthetic'], 'psnr_y')} | {ci_text(v['synthetic'], 'ssim_y')} | "
+        out.append(f"| {n} | {v.get('role', '')} | {v['params'] / 1e6:.3f} | {frac:g} % | {steps} | {lr} | "
+                   f"{len(v['seeds'])} | {ci_text(v['synthetic'], 'psnr_y')} | {ci_text(v['synthetic'], 'ssim_y')} | "
                    f"{ci_text(v['realistic'], 'psnr_y')} | {ci_text(v['realistic'], 'ssim_y')} | {rc} |")
-    out += ["", "`ttl` minus each baseline, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
+    out += ["", "`ttl` minus each headline row and control, PSNR-Y (dB) [95 % CI over draws and images] (draws):", "",
             "| baseline | synthetic validation | realistic validation |", "|---|---|---|"]
     for b, d in m["comparisons"].items():
-        out.append(f"| {b} | {_diff(d['synthetic']['psnr_y'])} | {_diff(d['realistic']['psnr_y'])} |")
+        s_, r_ = d["synthetic"]["psnr_y"], d["realistic"]["psnr_y"]
+        out.append(f"| {b} | {_diff(s_)} ({s_.get('draws_a', '?')} vs {s_.get('draws_b', '?')}) | {_diff(r_)} |")
     out.append("")
+    dose = m.get("dose")
+    if dose:
+        from .evaluation import dose_trend
+
+        out += ["Pretraining dose-response (teachers and distillation at each budget, `ttl` fine-tuned at its chosen "
+                "learning rate, compared with `sup-minority` on the same draws):", "",
+                "| budget | T1 steps | T1 AUC | T2 gain (dB) | draws | synthetic: ttl - sup-minority (dB) | "
+                "realistic: ttl - sup-minority (dB) |", "|---|---|---|---|---|---|---|"]
+        by = {}
+        for r in dose["table"]:
+            by.setdefault(r["budget (x preset)"], {})[r["set"]] = r
+        for b, d in sorted(by.items()):
+            r0 = next(iter(d.values()))
+            cell = lambda r: (f"{r['ttl minus sup-minority PSNR-Y (dB)']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]"  # noqa: E731
+                              if r else "")
+            out.append(f"| x{b:g} | {r0['T1 steps']} | {r0['T1 AUC']:.3f} | {r0['T2 gain (dB)']:+.2f} | {r0['draws']} | "
+                       f"{cell(d.get('synthetic'))} | {cell(d.get('realistic'))} |")
+        out += ["", f"In words: {dose_trend(dose['table'])}; {dose_trend(dose['table'], 'realistic')}.", ""]
     if m.get("diagnosis"):
-        out += ["Why (computed from the sweep and the ablations, `ttl.finetune.diagnose`):", ""]
+        out += ["Why (computed from the sweep, the ablations and the controls, `ttl.finetune.diagnose`):", ""]
         out += [f"- {line}" for line in m["diagnosis"]] + [""]
     return out
 
@@ -225,8 +250,12 @@ def _evaluation_section(m: dict) -> list[str]:
            f"**Photographs no model saw** ({n_test} test photographs, whole) with synthetic rain and with realistic "
            "rain (against its streak-free target, and against the clean scene). Mean over seeds [95 % CI over images]:",
            ""]
-    head = [n for n in ("input", "ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "no-distillation")
-            if n in m["models"]]
+    roles = m.get("roles", {})  # each row's role, as notebook 04 recorded it (ttl.finetune.recipes)
+    head = ["input", "ttl"] + [n for n in m["models"] if n != "ttl" and roles.get(n) in ("headline", "control")]
+    head = [n for n in head if n in m["models"]]
+    from .evaluation import SCORED_EVERYWHERE
+
+    everywhere = [n for n in m["models"] if roles.get(n) in SCORED_EVERYWHERE]
     labels = {"synthetic": "synthetic", "realistic": "realistic", "realistic_clean": "realistic vs clean"}
     out += ["| model | " + " | ".join(f"{labels[d]} PSNR-Y (dB) | {labels[d]} SSIM-Y" for d in sets) + " |",
             "|---|" + "---|---|" * len(sets)]
@@ -235,8 +264,8 @@ def _evaluation_section(m: dict) -> list[str]:
         out.append(f"| {n} | " + " | ".join(f"{ci_text(v[d], 'psnr_y')} | {ci_text(v[d], 'ssim_y')}" for d in sets) + " |")
     pub = m.get("public") or {}
     if pub:
-        # public sets score the headline rows only: a column for every model scored on each of them
-        models = [n for n in head if n != "input" and all(n in per for per in pub.values())]
+        # a column for every model scored on each public set
+        models = [n for n in everywhere if all(n in per for per in pub.values())]
         out += ["", "**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
                 "the `_train` and `rain13k` samples are training pairs of their sets, used to calibrate the synthetic "
                 "renderer only):", "",
@@ -259,13 +288,15 @@ def _evaluation_section(m: dict) -> list[str]:
                 "path), `sup-full-no-context` without the context path:", ""]
         out += _amount_lines([r for r in amounts if r["rain"] != "all" or not any(
             q["set"] == r["set"] and q["rain"] != "all" for q in amounts)],
-            [x for x in ("ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-full-no-context",
-                         "sup-full-before")])
-    out += ["", "`ttl` minus each baseline, PSNR-Y (dB), paired by image [95 % CI] (Wilcoxon p):", "",
-            "| baseline | " + " | ".join(labels[d] for d in sets) + " |", "|---|" + "---|" * len(sets)]
-    for b in head[2:]:
+            everywhere)
+    out += ["", "`ttl` minus each headline row and control, PSNR-Y (dB) [95 % CI over minority draws and images] "
+            "(Wilcoxon p over images):", "",
+            "| baseline | draws | " + " | ".join(labels[d] for d in sets) + " |", "|---|---|" + "---|" * len(sets)]
+    for b in [x for x in head[2:] if x in m["comparisons"]]:
         d = m["comparisons"][b]
-        out.append(f"| {b} | " + " | ".join(_diff(d[s]["psnr_y"]) for s in sets) + " |")
+        r0 = d[sets[0]]["psnr_y"]
+        out.append(f"| {b} | {r0.get('draws_a', '?')} vs {r0.get('draws_b', '?')} | "
+                   + " | ".join(_diff(d[s]["psnr_y"]) for s in sets) + " |")
     bind = m.get("binding") or {}
     if bind:
         out += ["", "Does the experiment bind? On the same test images, more data and a bigger network must help "
@@ -289,7 +320,7 @@ def _evaluation_section(m: dict) -> list[str]:
                 "better for the scene kept only:", "",
                 "| model | credited rain left | scene kept | P(rain), lines | streak energy | NIQE | PIQE |",
                 "|---|---|---|---|---|---|---|"]
-        for n in head:
+        for n in ["input"] + everywhere:
             q = nr.get(n)
             if not q:
                 continue

@@ -154,17 +154,33 @@ def starts(cfg: dict, seed: int, student_path: str | Path, context: bool) -> dic
     return {"distilled": distilled.eval(), "random": random.eval()}
 
 
+def _copy_start(model: nn.Module, cfg: dict) -> nn.Module:
+    from .models import build_model
+
+    m = build_model(model.spec)
+    m.load_state_dict(model.state_dict())
+    if cfg["f_reset_head"] and hasattr(m, "head"):
+        nn.init.zeros_(m.head.weight)
+        nn.init.zeros_(m.head.bias)
+    return m.eval()
+
+
 def diagnose(cfg: dict, seed: int, student_path: str | Path, checkpoints: dict[str, str | Path],
-             sets: dict[str, dict[str, torch.Tensor]], context: bool, rows: Sequence[str] = ("ttl", "sup-minority")
+             sets: dict[str, dict[str, torch.Tensor]], context: bool, rows: Sequence[str] = ("ttl", "sup-minority"),
+             extra_starts: dict[str, nn.Module] | None = None, start_of: dict[str, str] | None = None
              ) -> dict[str, Any]:
     """Every measure of this module for the starts of ``seed`` and the fine-tuned ``checkpoints`` (row name ->
-    file): ``ttl`` is compared with the distilled start, every other minority row with the random one; the probe
-    is run on every validation set of ``sets`` (``rainy``/``clean``; notebook 04's validation renders)."""
+    file): ``ttl`` is compared with the distilled start, a row named in ``start_of`` with that start (one of
+    ``extra_starts``, e.g. another distillation's student, output head reset like the distilled start), every other
+    row with the random one; the probe is run on every validation set of ``sets`` (``rainy``/``clean``; notebook 04's
+    validation renders)."""
     from .models import load_model
 
     s = starts(cfg, seed, student_path, context)
+    for name, m in (extra_starts or {}).items():
+        s[name] = _copy_start(m, cfg)
     ends = {r: load_model(checkpoints[r])[0] for r in rows if r in checkpoints}
-    start_of = {r: "distilled" if r == "ttl" else "random" for r in ends}
+    start_of = {r: (start_of or {}).get(r, "distilled" if r == "ttl" else "random") for r in ends}
     images = next(iter(sets.values()))["rainy"]
     out: dict[str, Any] = {"seed": seed, "student": str(student_path),
                            "checkpoints": {r: str(checkpoints[r]) for r in ends}, "start_of": start_of}
