@@ -50,8 +50,11 @@
 # differences resample draws and images together (`ttl.stats.draw_bootstrap`). Every model is scored on held-out
 # **validation** data: centre crops of the val-split photographs with synthetic rain, and the same crops with
 # realistic rain scored against its streak-free target (`realistic`, deraining) and against the clean scene
-# (`realistic_clean`). The ground truths only score and select; nothing trains on them. The test sets are notebook
-# 05's; nothing here sees them.
+# (`realistic_clean`). The first `f_val_select` crops of each set choose checkpoints and learning rates; every
+# number reported here is scored on the remaining crops (`ttl.finetune.split_validation`). The ground truths only
+# score and select; nothing trains on them. The test photographs are notebook 05's; nothing here is scored on them
+# (the dose-response reads the teachers' own held-out sets of notebook 02 to report their quality, and chooses
+# nothing by it).
 
 # %% tags=["parameters"]
 preset = "default"  # smoke | default | paper
@@ -270,7 +273,8 @@ dose_rec = None
 if dose:
     dose_rec = {"lr": dose["lr"], "table": dose_tab.to_dict(orient="records"),
                 "points": [{k: v for k, v in p.items() if k != "runs"} | {
-                    "seeds": [r["seed"] for r in p["runs"]], "chosen_steps": [r["step"] for r in p["runs"]]}
+                    "seeds": [r["seed"] for r in p["runs"]], "chosen_steps": [r["step"] for r in p["runs"]],
+                    **({"logs": [r["log"] for r in p["runs"]]} if p["budget"] != 1 else {})}  # x1: ttl's own logs
                     for p in dose["points"]]}
 metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "per_image"}
                                        for d, s in out["input"].items()},

@@ -173,3 +173,19 @@ def test_a_resumed_run_selects_as_an_uninterrupted_one(tmp_path):
     model, log, _ = _selection_run(tmp_path / "b", [2.0, 0.0], resume=True)  # the validations after the kill
     assert log["resumed_from"] == 5 and log["best"] == ref_log["best"] == {"step": 4, "value": 3.0}
     assert all(torch.equal(a, b) for a, b in zip(model.parameters(), ref.parameters()))
+
+
+def test_a_diverged_validation_is_never_selected(tmp_path):
+    model, log, seen = _selection_run(tmp_path / "nan", [float("nan"), 1.0, float("nan"), 0.5])
+    assert log["best"] == {"step": 4, "value": 1.0}  # NaN compares false both ways: it must not stick as "best"
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), seen[1.0]))
+
+
+def test_a_resume_under_other_settings_is_refused(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _selection_run(tmp_path / "r", [1.0, 3.0, 2.0, 0.0], kill_at=5)
+    model = job.make_model(dropout=0.0)
+    other = TrainConfig(steps=8, batch=8, lr=5e-3, val_every=2, progress=False, device="cpu", amp=False, select="score")
+    with pytest.raises(CheckpointError, match="lr 0.01 -> 0.005"):  # names what changed and what to do
+        train(model, job.Pairs(), job.step_fn, other, run_dir=tmp_path / "r", validate=lambda m: {"score": 0.0},
+              resume=True)

@@ -320,3 +320,24 @@ def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):
     procedural = FT.synthetic_pairs(resolve_config("smoke", f_rain=["none", "light"]), 0, "train")
     assert torch.equal(procedural.rainy[0], procedural.clean[0]) and not torch.equal(procedural.rainy[1],
                                                                                        procedural.clean[1])
+
+
+def test_selection_and_reported_validation_crops_are_disjoint(cfg):
+    """No reported validation number is scored on the crops that chose the checkpoint or the learning rate."""
+    val = FT.validation_sets(cfg, 0)
+    select, report = FT.split_validation(val, 3)
+    n = len(val["synthetic"]["rainy"])
+    k = len(select["synthetic"]["rainy"])
+    assert 1 <= k <= n // 2 and len(report["synthetic"]["rainy"]) == n - k
+    for d in val:
+        assert torch.equal(torch.cat([select[d]["rainy"], report[d]["rainy"]]), val[d]["rainy"])
+        assert torch.equal(torch.cat([select[d]["clean"], report[d]["clean"]]), val[d]["clean"])
+    one = {d: {kk: vv[:1] for kk, vv in v.items()} for d, v in val.items()}
+    with pytest.raises(ValueError, match="f_val >= 2"):
+        FT.split_validation(one, 3)
+
+
+def test_a_runs_folder_names_its_learning_rate(tmp_path):
+    """Two learning rates of one row and draw never share a run folder (a resumed study cannot mix them)."""
+    a, b = FT.run_path(tmp_path, "ttl", 5e-4, 1), FT.run_path(tmp_path, "ttl", 2e-3, 1)
+    assert a != b and a.name == b.name == "seed1" and "lr0.0005" in a.parts and "lr0.002" in b.parts

@@ -144,8 +144,10 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
             s = m4["search"][name]
             assert [t["lr"] for t in s["trials"]] == grid and s["lr"] in grid and v["lr"] == s["lr"]
             assert all(len(t["curve"]) >= 1 for t in s["trials"]) and s["step"] == v["chosen_steps"][0]
+            assert all({"val_synthetic_psnr_y", "val_realistic_psnr_y"} <= set(c) for t in s["trials"] for c in t["curve"])
         else:
             assert v["lr"] == m4["models"][expected[name].parent]["lr"]
+            assert m4["search"][name]["grid"] == grid  # the grid it inherited with its parent's choice
     assert len(m4["models"]["ttl"]["checkpoints"]) == m4["config"]["f_draws"]
     dose = m4["dose"]
     assert [p["budget"] for p in dose["points"]] == sorted(m4["config"]["f_dose"] + [1.0])

@@ -67,10 +67,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_steps": 4,  # rows on all pairs
         "f_steps_minority": 3,  # rows on a minority (they peak early; checkpoints are chosen on validation)
         "f_val_every": 2,  # validation interval (steps) of fine-tuning: checkpoint selection
-        "f_val_select": 4,  # validation crops per set behind checkpoint and learning-rate selection
-        "f_lr_grid": [5e-4, 2e-3, 5e-3],  # the learning rates every searched row tries (one seed)
+        "f_val_select": 4,  # validation crops per set that choose checkpoints and lr (at most half; the rest report)
+        "f_lr_grid": [5e-4, 5e-3],  # the learning rates every searched row tries (one seed); default/paper: 3
         "f_dose": [0.5],  # pretraining budgets (x the preset's t1/t2/d steps) of the dose-response, besides x1
-        "f_dose_draws": 2,  # ttl draws per dose-response budget
+        "f_dose_draws": 1,  # ttl draws per dose-response budget (draws 0.. of f_draws)
         "f_batch": 4,
         "f_loss": "l1",
         "f_lr": 2e-3,

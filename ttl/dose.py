@@ -55,26 +55,30 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     r = out["rows"]["ttl"]
     lr = out["search"]["ttl"]["lr"]
     pairs = out["pairs"]
-    small = {k: {kk: vv[:cfg["f_val_select"]] for kk, vv in v.items()} for k, v in out["val"].items()}
+    small = out["val_select"]  # the crops that chose every checkpoint of notebook 04; out["val"] reports
+    if cfg["f_dose_draws"] > len(out["runs"]["ttl"]):
+        raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} exceeds ttl's {len(out['runs']['ttl'])} draws "
+                         "(f_draws): every budget must run draws that ttl and sup-minority ran")
     t1, t2 = load_teachers(teachers_dir)
+    draws = cfg["f_dose_draws"]  # the same draws 0..draws-1 at every budget, x1 included
     points = [{"budget": 1.0, **teacher_quality(t1, t2, cfg, seed, real_dir, clean_dir),
-               "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": out["runs"]["ttl"]}]
+               "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": out["runs"]["ttl"][:draws]}]
     for factor in cfg["f_dose"]:
         c = dict(cfg, **{k: max(1, round(factor * cfg[k])) for k in ("t1_steps", "t2_steps", "d_steps")})
         root = out_dir / "runs" / f"dose-x{factor:g}"
         t = train_teachers(c, seed, device, root, real_dir, clean_dir, resume, progress)
-        d, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=progress,
+        d, d_log, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=progress,
                        desc=f"distillation (x{factor:g})", clean_dir=clean_dir)
         state = {k: v.clone() for k, v in d.student.state_dict().items()}
         runs = []
-        for k in range(cfg["f_dose_draws"]):
+        for k in range(draws):
             torch.manual_seed(seed + k)
             model = build_model(d.student.spec)
             model.load_state_dict(state)
             if cfg["f_reset_head"]:
                 nn.init.zeros_(model.head.weight)
                 nn.init.zeros_(model.head.bias)
-            log = finetune(model, pairs, r, cfg, seed + k, device, root / "finetune" / f"seed{k}",
+            log = finetune(model, pairs, r, cfg, seed + k, device, root / "finetune" / f"lr{lr:g}" / f"seed{k}",
                            validate=lambda m: selection_scores(m, small), resume=resume, progress=progress, lr=lr)
             model = model.cpu().eval()
             ckpt = out_dir / "checkpoints" / checkpoint_name(f"ttl-dose-x{factor:g}", k)
@@ -82,7 +86,8 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
             runs.append({"seed": seed + k, "checkpoint": str(ckpt), "log": log, "lr": lr,
                          "step": log["best"]["step"], "val": evaluate_model(model, out["val"])})
         points.append({"budget": factor, **teacher_quality(t["t1"], t["t2"], c, seed, real_dir, clean_dir),
-                       "steps": {k: c[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": runs})
+                       "steps": {k: c[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": runs,
+                       "pretraining_logs": {"t1": t["t1_log"], "t2": t["t2_log"], "distillation": d_log}})
     return {"points": sorted(points, key=lambda p: p["budget"]), "lr": lr}
 
 

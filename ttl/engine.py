@@ -74,6 +74,10 @@ class TrainConfig:
     select: str | None = None  # a key of validate()'s result: end with the weights that maximised it
 
 
+# the settings that define what a run computes: a checkpoint written under other values is not resumed
+RUN_DEFINING = ("steps", "batch", "lr", "weight_decay", "warmup", "lr_floor", "clip", "seed", "select")
+
+
 def bf16_supported(device: torch.device) -> bool:
     """Whether bf16 autocast pays on ``device``: CUDA, or a CPU whose oneDNN has native bf16 kernels (on other CPUs
     bf16 is emulated and slower than fp32)."""
@@ -252,6 +256,12 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             stale.unlink(missing_ok=True)
     if ckpt is not None and resume and ckpt.is_file():
         state = load_checkpoint(ckpt, map_location=dev)
+        saved = json.loads(state.get("config", "{}"))
+        changed = {k: (saved[k], v) for k, v in asdict(cfg).items() if k in RUN_DEFINING and k in saved and saved[k] != v}
+        if changed:
+            raise CheckpointError(f"{ckpt}: was trained with other settings ("
+                                  + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
+                                  + "); resuming would mix two runs: delete that folder or train without resume")
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -309,9 +319,11 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             score = log["val"][-1].get(cfg.select) if cfg.select else None
             if cfg.select and score is None:
                 raise KeyError(f"select={cfg.select!r} is not among the validation keys {sorted(log['val'][-1])}")
-            if score is not None and (not log.get("best") or score > log["best"]["value"]):
-                log["best"] = {"step": step + 1, "value": float(score)}
-                best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+            if score is not None:
+                score = float(score) if math.isfinite(score) else -math.inf  # a diverged validation never wins
+                if not log.get("best") or score > log["best"]["value"]:
+                    log["best"] = {"step": step + 1, "value": score}
+                    best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         log["time_s"] = time.time() - t0
         if last or (cfg.ckpt_every and (step + 1) % cfg.ckpt_every == 0):
             checkpoint(step + 1)

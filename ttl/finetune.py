@@ -603,8 +603,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     out_dir = Path(out_dir)
     rows = [r for r in recipes(cfg) if only is None or r.name in only]
     pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)
-    val = validation_sets(cfg, seed, clean_dir, synthetic_dir)
-    small = {k: {kk: vv[:cfg["f_val_select"]] for kk, vv in v.items()} for k, v in val.items()}
+    small, val = split_validation(validation_sets(cfg, seed, clean_dir, synthetic_dir), cfg["f_val_select"])
     validate = lambda m: selection_scores(m, small)  # noqa: E731
 
     t1, t2 = load_teachers(teachers_dir)
@@ -667,25 +666,26 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
         if r.tune:
             trials = []
             for lr in cfg["f_lr_grid"]:
-                model, log = train_one(r, 0, lr, out_dir / "runs" / r.name / f"lr{lr:g}" / "seed0")
+                model, log = train_one(r, 0, lr, run_path(out_dir, r.name, lr, 0))
                 trials.append({"lr": lr, "best_step": log["best"]["step"], "best": log["best"]["value"],
-                               "curve": [{"step": v["step"], SELECT_KEY: v[SELECT_KEY]} for v in log["val"]]})
+                               "curve": log["val"]})  # every validation: the selection key and each set's PSNR-Y
                 if first is None or log["best"]["value"] > first[1]["best"]["value"]:
                     first = (model, log, lr)
             chosen[r.name] = first[2]
             search[r.name] = {"grid": list(cfg["f_lr_grid"]), "trials": trials, "lr": first[2],
                               "step": first[1]["best"]["step"], "select": SELECT_KEY,
-                              "select_images": cfg["f_val_select"], "lr_source": "search"}
+                              "select_images": len(next(iter(small.values()))["rainy"]), "lr_source": "search"}
             lr, source = first[2], "search"
         else:
             lr, source = _trial_lr(r, chosen, cfg)
-            search[r.name] = {"lr": lr, "lr_source": source}
+            search[r.name] = {"lr": lr, "lr_source": source,
+                              **({"grid": search[r.parent]["grid"]} if r.parent in chosen else {})}
         runs[r.name] = []
         for k in range(r.seeds):
             if k == 0 and first is not None:
                 model, log = first[0], first[1]
             else:
-                model, log = train_one(r, k, lr, out_dir / "runs" / r.name / f"seed{k}")
+                model, log = train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
             ckpt = out_dir / "checkpoints" / checkpoint_name(r.name, k)
             if is_main():
                 save_model(ckpt, model, recipe=r.name, seed=seed + k, fraction=r.fraction, init=r.init, lr=lr,
@@ -694,9 +694,29 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
                                  "context": bool(model.spec.get("context", False)), "lr": lr,
                                  "step": log["best"]["step"], "val": evaluate_model(model, val)})
     return {"rows": {r.name: r for r in rows}, "runs": runs, "search": search, "input": evaluate_model(None, val),
-            "pretraining_logs": pre_logs, "starts": starts, "val": val, "pairs": pairs,
+            "pretraining_logs": pre_logs, "starts": starts, "val": val, "val_select": small, "pairs": pairs,
             "manifest": {"pairs": pairs.manifest(), "unlabeled_real_domain": unlabeled.manifest(),
                          "student": str(student_path), "teachers": str(teachers_dir)}}
+
+
+def run_path(out_dir, row: str, lr: float, draw: int):
+    """Where one training run of a row lives: its learning rate is part of the path, so a resumed study never
+    continues a run that was trained at another rate (the engine also refuses, see ``ttl.engine.RUN_DEFINING``)."""
+    from pathlib import Path
+
+    return Path(out_dir) / "runs" / row / f"lr{lr:g}" / f"seed{draw}"
+
+
+def split_validation(val: dict[str, dict[str, torch.Tensor]], n_select: int):
+    """The validation crops split in two: the first ``min(n_select, n // 2)`` of each set choose checkpoints and
+    learning rates, the rest report the chosen runs (so no reported validation number is scored on the images that
+    chose it). Returns ``(select, report)``."""
+    n = min(len(v["rainy"]) for v in val.values())
+    k = min(n_select, n // 2)
+    if k < 1:
+        raise ValueError(f"{n} validation crops cannot be split into selection and report crops: use f_val >= 2")
+    cut = lambda a, b: {d: {kk: vv[a:b] for kk, vv in v.items()} for d, v in val.items()}  # noqa: E731
+    return cut(0, k), cut(k, None)
 
 
 def _rebuild(spec: dict, state: dict) -> nn.Module:
