@@ -341,3 +341,22 @@ def test_a_runs_folder_names_its_learning_rate(tmp_path):
     """Two learning rates of one row and draw never share a run folder (a resumed study cannot mix them)."""
     a, b = FT.run_path(tmp_path, "ttl", 5e-4, 1), FT.run_path(tmp_path, "ttl", 2e-3, 1)
     assert a != b and a.name == b.name == "seed1" and "lr0.0005" in a.parts and "lr0.002" in b.parts
+
+
+def test_scoring_runs_a_model_once_per_distinct_input_and_scores_as_before(cfg):
+    """realistic and realistic_clean share their rainy crops: one forward pass serves both, with the numbers that
+    scoring each set on its own gives."""
+    from ttl.train import evaluate_pairs
+
+    val = FT.validation_sets(cfg, 0)
+    torch.manual_seed(0)
+    m = RestorationNet(width=4, depth=2)
+    torch.nn.init.normal_(m.head.weight, std=0.05)  # not the identity
+    calls = []
+    h = m.register_forward_hook(lambda *_: calls.append(1))
+    got = FT.evaluate_model(m, val)
+    h.remove()
+    assert len(calls) == 2  # synthetic, and the realistic crops once (at most 16 crops a batch at smoke)
+    for d in val:
+        ref = evaluate_pairs(m, val[d]["rainy"], val[d]["clean"], "cpu", batch=16)
+        assert got[d]["psnr_y"] == pytest.approx(float(ref["psnr_y"].mean()), abs=1e-5)
