@@ -256,17 +256,17 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             stale.unlink(missing_ok=True)
     if ckpt is not None and resume and ckpt.is_file():
         state = load_checkpoint(ckpt, map_location=dev)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0]}); delete it or use "
+                                  "another run_dir") from None
         saved = json.loads(state.get("config", "{}"))
         changed = {k: (saved[k], v) for k, v in asdict(cfg).items() if k in RUN_DEFINING and k in saved and saved[k] != v}
         if changed:
             raise CheckpointError(f"{ckpt}: was trained with other settings ("
                                   + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
                                   + "); resuming would mix two runs: delete that folder or train without resume")
-        try:
-            model.load_state_dict(state["model"])
-        except RuntimeError as e:
-            raise CheckpointError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0]}); delete it or use "
-                                  "another run_dir") from None
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
