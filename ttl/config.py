@@ -83,8 +83,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "e_latency_size": 128,  # latency measured on a square image of this side
         "e_repeats": 1,
         "e_margin_db": 0.5,  # non-inferiority margin of claim C3a (PSNR-Y, dB)
-        "e_real_n": 4,  # real photographs scored at most (0: all of the val and test splits)
-        "e_rain_fit_n": 16,  # photographs per class fitting the rain classifier at most (0: the whole train splits)
+        "e_real_n": 3,  # real photographs scored at most (0: all of the val and test splits)
+        "e_rain_fit_n": 8,  # photographs per class fitting the rain classifier at most (0: the whole train splits)
         "e_judge_steps": 20,  # training steps of the rain-left network (ttl.realrain)
         "e_judge_renders": 4,  # realistic renders of train photographs setting the scene-kept floor
         "e_public_n": 2,  # public pairs per set at most (0: all)
