@@ -145,8 +145,9 @@ fig = plots.plot_search(search, fig_dir / "lr_search.png", key=FT.SELECT_KEY)
 
 # %% [markdown]
 # ## 3. Every row on the validation sets
-# Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). Checkpoints were chosen
-# on (a subset of) these sets, so these numbers lean optimistic alike for every row; notebook 05's test sets do not.
+# Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). These are the
+# validation crops that chose nothing: checkpoints and learning rates were chosen on a disjoint set of selection crops
+# (`f_val_select` per set, `ttl.finetune.split_validation`). Notebook 05's test sets are scored once, at the end.
 # In the figure the thick bar is that interval, the thin black bar the t-interval over seeds, the dashed line the
 # rainy input.
 
@@ -166,7 +167,8 @@ fig = plots.plot_rows(scores, fig_dir / "rows_psnr_y.png", reference=inp)
 
 # %%
 baselines = [n for n, r in rows.items() if r.role in ("headline", "control") and n != "ttl" and "ttl" in runs]
-comparisons = {b: FT.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
+fractions = {n: r.fraction for n, r in rows.items()}  # minority rows of one fraction are paired on common draws
+comparisons = {b: FT.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
 comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp)
@@ -175,7 +177,8 @@ display(comp)
 # ## 5. The pretraining dose-response
 # Teachers and distillation trained again at `f_dose` times their steps (the study's own, x1, is the headline `ttl`),
 # each student fine-tuned like `ttl` (its chosen learning rate, best validation checkpoint) on `f_dose_draws` minority
-# draws and compared with `sup-minority` on the same draws. If pretraining is what helps, `ttl - sup-minority` should
+# draws and compared with `sup-minority` on the same draws. The draws are 1, 2, ... at every budget: draw 0 is the lr
+# search's winning trial, which would favour x1, the budget the lr was searched at (the lr itself still does). If pretraining is what helps, `ttl - sup-minority` should
 # grow with the budget and with the teachers' quality.
 
 # %%
@@ -236,11 +239,11 @@ abl = pd.DataFrame([{"row": a, "minus": b, "what": w, "validation": dom,
                      f"{METRIC_LABELS['ssim_y']} difference": f"{r['ssim_y']['mean_diff']:+.3f} "
                                                               f"[{r['ssim_y']['low']:+.3f}, {r['ssim_y']['high']:+.3f}]"}
                     for a, b, w in pairs_run
-                    for dom, r in FT.compare(scores, runs, a, b, cfg["bootstrap"], seed).items()
+                    for dom, r in FT.compare(scores, runs, a, b, cfg["bootstrap"], seed, fractions).items()
                     if dom != "realistic_clean"])
 abl.to_csv(res_dir / "ablations.csv", index=False)
 display(abl)
-diagnosis = FT.diagnose(scores, runs, cfg["bootstrap"], seed)
+diagnosis = FT.diagnose(scores, runs, cfg["bootstrap"], seed, fractions)
 print("\n".join(diagnosis))
 
 # %% [markdown]

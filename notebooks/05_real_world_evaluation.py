@@ -212,7 +212,8 @@ if clean_path:  # how much each preset brightens the test photographs (photograp
 
 # %%
 baselines = [n for n in checkpoints if n != "ttl"]
-comparisons = {b: FT.compare(scores, results, "ttl", b, cfg["bootstrap"], seed) for b in baselines}
+fractions = E.finetuned_fractions(ft_dir)  # minority rows of one fraction are paired on their common draws
+comparisons = {b: FT.compare(scores, results, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
 comp = FT.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp[comp["ttl minus"].map(roles).isin(["headline", "control"])])
@@ -300,7 +301,7 @@ display(speed)
 
 # %%
 def record(nb: str):
-    p = Path(results_dir) / nb / preset / "metrics.json"
+    p = ft_dir / "metrics.json" if nb == "04_finetuning" else Path(results_dir) / nb / preset / "metrics.json"
     return json.loads(p.read_text()) if p.is_file() else None
 
 

@@ -114,6 +114,8 @@ def test_dose_trend_reads_the_slope_per_doubling():
     assert "grows" in E.dose_trend([line(0.25, -1.0), line(0.5, -0.5), line(1.0, 0.0)])
     assert "shrinks" in E.dose_trend([line(0.25, 0.4), line(0.5, 0.0), line(1.0, -0.4)])
     assert "flat" in E.dose_trend([line(0.25, 0.0), line(0.5, 0.05), line(1.0, 0.0)])
+    # a slope whose end points' intervals overlap claims no trend
+    assert "no trend" in E.dose_trend([line(0.25, -0.3), line(0.5, -0.1), line(1.0, 0.1)])
     assert E.dose_trend(None) == "no dose-response"
 
 

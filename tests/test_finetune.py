@@ -172,7 +172,7 @@ def test_recipes_hold_every_row_of_the_study():
     grid = cfg["f_lr_grid"]
     assert len(grid) >= 3 and max(grid) / min(grid) >= 10 and min(grid) < cfg["f_lr"] < max(grid)
     assert rows["ttl"].seeds >= 5 and rows["sup-minority"].seeds >= 5
-    assert all(rows[n].seeds >= 3 for n in ("sup-full", "syn2real"))
+    assert all(rows[n].seeds >= 2 for n in ("sup-full", "syn2real"))  # compared on common draws (shares_draws)
     assert all(rows[f"{b}@{p}"].seeds >= 2 for b in ("ttl", "sup-minority") for p in ("5pct", "10pct"))
     # rows that do not search name a parent that does, and it comes first (its choice exists when they train)
     order = list(rows)
@@ -291,6 +291,22 @@ def test_draw_level_intervals_carry_the_draw_to_draw_variance():
     c = FT.compare(scores, runs, "ttl", "sup-minority", 500, 0)["synthetic"]["psnr_y"]
     assert c["low_images"] > 0 or c["high_images"] < 0  # images alone: "significant"
     assert c["low"] < 0 < c["high"] and c["high"] - c["low"] > 3 * (c["high_images"] - c["low_images"])
+
+
+def test_minority_rows_of_one_fraction_are_compared_on_their_common_draws():
+    """ttl ran five draws, a control two: draw k of both shares its minority, so the difference uses draws 0 and 1 of
+    each, paired; rows of other fractions (all scenes) are compared on every seed, unpaired."""
+    runs = {"ttl": _runs([30.0, 30.0, 34.0, 34.0, 34.0]), "syn2real": _runs([29.0, 29.0], seed=1),
+            "sup-full": _runs([29.0, 29.0], seed=2)}
+    scores = {n: FT.model_scores(r, 200, 0) for n, r in runs.items()}
+    fractions = {"ttl": 0.01, "syn2real": 0.01, "sup-full": 1.0}
+    assert FT.shares_draws(fractions, "ttl", "syn2real") and not FT.shares_draws(fractions, "ttl", "sup-full")
+    c = FT.compare(scores, runs, "ttl", "syn2real", 200, 0, fractions)["synthetic"]["psnr_y"]
+    assert abs(c["mean_diff"] - 1.0) < 0.1 and c["draws_a"] == c["draws_b"] == 2 and c["draws_paired"]
+    u = FT.compare(scores, runs, "ttl", "sup-full", 200, 0, fractions)["synthetic"]["psnr_y"]
+    assert abs(u["mean_diff"] - 3.4) < 0.1 and u["draws_a"] == 5 and not u["draws_paired"]
+    # without the fractions the old rule holds: every seed, unpaired when the seeds differ
+    assert abs(FT.compare(scores, runs, "ttl", "syn2real", 200, 0)["synthetic"]["psnr_y"]["mean_diff"] - 3.4) < 0.1
 
 
 def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):

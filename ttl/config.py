@@ -70,7 +70,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_val_select": 4,  # validation crops per set that choose checkpoints and lr (at most half; the rest report)
         "f_lr_grid": [5e-4, 5e-3],  # the learning rates every searched row tries (one seed); default/paper: 3
         "f_dose": [0.5],  # pretraining budgets (x the preset's t1/t2/d steps) of the dose-response, besides x1
-        "f_dose_draws": 1,  # ttl draws per dose-response budget (draws 0.. of f_draws)
+        "f_dose_draws": 1,  # ttl draws per dose-response budget (draws 1.. of f_draws; 0 won the lr search)
         "f_batch": 4,
         "f_loss": "l1",
         "f_lr": 2e-3,

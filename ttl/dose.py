@@ -3,8 +3,9 @@ of pretraining?
 
 For each budget factor of ``f_dose`` (besides x1, the study's own teachers and student), T1, T2 and the distillation
 are trained again with ``factor`` times their steps (``t1_steps``, ``t2_steps``, ``d_steps``; same data, seed and
-recipe), the student is fine-tuned like ``ttl`` (``ttl``'s chosen learning rate, best validation checkpoint) on
-``f_dose_draws`` minority draws, and compared with ``sup-minority`` on the same draws. Teacher quality is measured
+recipe), the student is fine-tuned like ``ttl`` (``ttl``'s chosen learning rate, searched at x1; best validation
+checkpoint) on ``f_dose_draws`` minority draws, draws 1.. at every budget (draw 0 is the search's winning trial), and
+compared with ``sup-minority`` on the same draws. Teacher quality is measured
 the same way at every budget: T1's ROC-AUC on held-out real rainy vs rain-free photographs' crops, T2's PSNR-Y gain
 over its degraded input on held-out real-domain images.
 """
@@ -56,13 +57,17 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     lr = out["search"]["ttl"]["lr"]
     pairs = out["pairs"]
     small = out["val_select"]  # the crops that chose every checkpoint of notebook 04; out["val"] reports
-    if cfg["f_dose_draws"] > len(out["runs"]["ttl"]):
-        raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} exceeds ttl's {len(out['runs']['ttl'])} draws "
-                         "(f_draws): every budget must run draws that ttl and sup-minority ran")
+    if cfg["f_dose_draws"] > len(out["runs"]["ttl"]) - 1:
+        raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} needs at least {cfg['f_dose_draws'] + 1} ttl draws "
+                         f"(f_draws is {len(out['runs']['ttl'])}): every budget runs draws 1.. that ttl and "
+                         "sup-minority ran")
     t1, t2 = load_teachers(teachers_dir)
-    draws = cfg["f_dose_draws"]  # the same draws 0..draws-1 at every budget, x1 included
+    # the same draws 1..f_dose_draws at every budget, x1 included; draw 0 is the lr search's winning trial, whose
+    # selection would favour the budget the lr was searched at (x1)
+    draws = list(range(1, cfg["f_dose_draws"] + 1))
     points = [{"budget": 1.0, **teacher_quality(t1, t2, cfg, seed, real_dir, clean_dir),
-               "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": out["runs"]["ttl"][:draws]}]
+               "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")},
+               "runs": [out["runs"]["ttl"][k] for k in draws]}]
     for factor in cfg["f_dose"]:
         c = dict(cfg, **{k: max(1, round(factor * cfg[k])) for k in ("t1_steps", "t2_steps", "d_steps")})
         root = out_dir / "runs" / f"dose-x{factor:g}"
@@ -71,7 +76,7 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
                        desc=f"distillation (x{factor:g})", clean_dir=clean_dir)
         state = {k: v.clone() for k, v in d.student.state_dict().items()}
         runs = []
-        for k in range(draws):
+        for k in draws:
             torch.manual_seed(seed + k)
             model = build_model(d.student.spec)
             model.load_state_dict(state)
@@ -93,7 +98,8 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
 
 def dose_table(dose: dict[str, Any], sup_runs: list[dict], n_boot: int = 1000, seed: int = 0):
     """One line per budget and validation set: teacher quality and ``ttl - sup-minority`` PSNR-Y on the draws the
-    budget ran (95 % interval over draws and images, draws paired: seed k shares its minority)."""
+    budget ran (``sup-minority``'s runs of the same seeds; 95 % interval over draws and images, draws paired: seed k
+    shares its minority)."""
     import pandas as pd
 
     from .finetune import compare, model_scores
@@ -101,7 +107,9 @@ def dose_table(dose: dict[str, Any], sup_runs: list[dict], n_boot: int = 1000, s
     lines = []
     for p in dose["points"]:
         k = len(p["runs"])
-        runs = {"ttl": p["runs"], "sup-minority": sup_runs[:k]}
+        ran = [r["seed"] for r in p["runs"]]
+        runs = {"ttl": p["runs"], "sup-minority": sorted((r for r in sup_runs if r["seed"] in ran),
+                                                         key=lambda r: ran.index(r["seed"]))}
         scores = {n: model_scores(v, n_boot, seed) for n, v in runs.items()}
         for dom, c in compare(scores, runs, "ttl", "sup-minority", n_boot, seed).items():
             if dom == "realistic_clean":

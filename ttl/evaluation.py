@@ -25,9 +25,10 @@ from .finetune import ci_text, evaluate_model
 from .metrics import ALL_METRICS, image_metrics
 from .progress import progress_bar
 
-__all__ = ["SCORED_EVERYWHERE", "finetuned_roles", "by_rain_amount", "amount_frame", "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints",
-           "evaluate_checkpoints",
-           "noref_table", "latency_per_mp", "size_speed", "verdicts", "dose_trend", "VERDICT_RULES", "score_table", "gallery_columns"]
+__all__ = ["SCORED_EVERYWHERE", "finetuned_roles", "finetuned_fractions", "by_rain_amount", "amount_frame",
+           "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
+           "noref_table", "latency_per_mp", "size_speed", "verdicts", "dose_trend", "VERDICT_RULES", "score_table",
+           "gallery_columns"]
 
 
 def _with_realistic_targets(name: str, rainy_syn: list, rainy_rea: list, clean: list, free: list) -> dict:
@@ -146,10 +147,18 @@ def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
 SCORED_EVERYWHERE = ("headline", "evidence")  # roles scored on the public pairs and real photographs too
 
 
+def _finetuned_models(finetuning_dir) -> dict[str, dict]:
+    return json.loads((Path(finetuning_dir) / "metrics.json").read_text())["models"]
+
+
 def finetuned_roles(finetuning_dir) -> dict[str, str]:
     """Each notebook-04 row's role (``ttl.finetune.ROLES``) as its record wrote it."""
-    models = json.loads((Path(finetuning_dir) / "metrics.json").read_text())["models"]
-    return {n: m.get("role", "headline") for n, m in models.items()}
+    return {n: m.get("role", "headline") for n, m in _finetuned_models(finetuning_dir).items()}
+
+
+def finetuned_fractions(finetuning_dir) -> dict[str, float | None]:
+    """Each notebook-04 row's scene fraction as its record wrote it (for :func:`ttl.finetune.shares_draws`)."""
+    return {n: m.get("fraction") for n, m in _finetuned_models(finetuning_dir).items()}
 
 
 def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dict[str, list[torch.Tensor]]],
@@ -537,8 +546,9 @@ def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 100
 
 from .realrain import NUISANCE_MAX_SHARE  # noqa: E402  (the judge's validity bound, one place)
 
-_C3_BASIS = ("; every C3 interval is the 95 % bootstrap interval that resamples minority draws and test images "
-             "together (ttl.stats.draw_bootstrap), for the configurations each row chose on validation data (the same "
+_C3_BASIS = ("; every full-reference C3 interval is the 95 % bootstrap interval that resamples minority draws and "
+             "test images together (ttl.stats.draw_bootstrap; minority rows paired on their common draws), the "
+             "real-photograph intervals resample photographs (seed-averaged), for the configurations each row chose on validation data (the same "
              "learning-rate grid for every searched row, best validation checkpoint)")
 
 VERDICT_RULES = {
@@ -577,14 +587,24 @@ def _interval(r: dict) -> str:
 
 def dose_trend(dose: list[dict] | None, domain: str = "synthetic") -> str:
     """One sentence on the dose-response of notebook 04 (its record's ``dose`` lines): ``ttl - sup-minority`` on
-    ``domain`` validation at each pretraining budget, and the least-squares slope per doubling of the budget."""
+    ``domain`` validation at each pretraining budget, and the least-squares slope per doubling of the budget. The
+    difference is said to grow (shrink) only when the slope exceeds 0.1 dB per doubling *and* the largest budget's
+    interval lies wholly above (below) the smallest budget's; otherwise no trend is claimed."""
     pts = sorted([p for p in dose or [] if p["set"] == domain], key=lambda p: p["budget (x preset)"])
     if len(pts) < 2:
         return "no dose-response"
     x = np.log2([p["budget (x preset)"] for p in pts])
     y = np.array([p["ttl minus sup-minority PSNR-Y (dB)"] for p in pts])
     slope = float(np.polyfit(x, y, 1)[0])
-    word = "grows" if slope > 0.1 else ("shrinks" if slope < -0.1 else "stays flat")
+    lo, hi = pts[0], pts[-1]
+    if slope > 0.1 and hi["low"] > lo["high"]:
+        word = "grows"
+    elif slope < -0.1 and hi["high"] < lo["low"]:
+        word = "shrinks"
+    elif abs(slope) <= 0.1:
+        word = "stays flat"
+    else:
+        word = "shows no trend its intervals resolve"
     parts = ", ".join(f"x{p['budget (x preset)']:g} {p['ttl minus sup-minority PSNR-Y (dB)']:+.2f} "
                       f"[{p['low']:+.2f}, {p['high']:+.2f}]" for p in pts)
     return (f"dose-response ({domain} validation, ttl minus sup-minority by pretraining budget): {parts}; the "

@@ -65,7 +65,7 @@ __all__ = ["Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Reci
            "validation_sets", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning",
            "model_scores", "compare", "results_table", "sweep_points", "example_rows", "diagnose", "ci_text",
            "comparison_table", "search_table", "recipe_steps", "patch_schedule", "ROLES", "SELECT_DOMAINS", "SELECT_KEY",
-           "selection_scores", "masked_denoising_step", "ssl_pretrain", "DIAGNOSIS_PAIRS"]
+           "selection_scores", "masked_denoising_step", "ssl_pretrain", "DIAGNOSIS_PAIRS", "shares_draws"]
 
 
 def pct(fraction: float) -> str:
@@ -779,13 +779,24 @@ def model_scores(runs: list[dict], n_boot: int = 1000, seed: int = 0) -> dict[st
     return out
 
 
+def shares_draws(fractions: dict[str, float | None] | None, a: str, b: str) -> bool:
+    """Whether seed k of rows ``a`` and ``b`` trained on the same minority draw: both are minority rows of one
+    fraction (``fractions``: each row's scene fraction, ``None`` or 1 for all scenes)."""
+    if not fractions or a not in fractions or b not in fractions:
+        return False
+    fa, fb = fractions[a], fractions[b]
+    return fa is not None and fa == fb and fa < 1
+
+
 def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str, n_boot: int = 1000,
-            seed: int = 0) -> dict[str, dict[str, Any]]:
+            seed: int = 0, fractions: dict[str, float | None] | None = None) -> dict[str, dict[str, Any]]:
     """``a`` minus ``b`` per domain and metric (PSNR-Y, SSIM-Y), on every set both rows were scored on. The interval
-    (``low``, ``high``) resamples draws and images together (:func:`ttl.stats.draw_bootstrap`; draws paired when both
-    rows ran the same seeds, which share their minorities); ``low_images``/``high_images`` resample images only
-    (seed-averaged values) and go with the Wilcoxon p; ``ci_seeds`` is the t-interval over the differences of the
-    seeds both rows ran."""
+    (``low``, ``high``) resamples draws and images together (:func:`ttl.stats.draw_bootstrap`). When the two rows
+    share their minority draws (:func:`shares_draws` on ``fractions``), the difference and its interval use the
+    seeds both ran, paired (``ttl``'s five draws against a control's two: draws 0 and 1 of each); otherwise every
+    seed of each row, paired only when both ran the same seeds. ``low_images``/``high_images`` resample images only
+    (seed-averaged values over each row's seeds) and go with the Wilcoxon p; ``ci_seeds`` is the t-interval over the
+    differences of the seeds both rows ran."""
     import numpy as np
 
     from .stats import draw_bootstrap, paired_bootstrap
@@ -793,14 +804,19 @@ def compare(scores: dict[str, dict], runs: dict[str, list[dict]], a: str, b: str
     seeds_a = [r.get("seed", i) for i, r in enumerate(runs[a])]  # test results carry no seed: their order is it
     seeds_b = [r.get("seed", i) for i, r in enumerate(runs[b])]
     common = [s for s in seeds_a if s in seeds_b]
+    shared = shares_draws(fractions, a, b) and bool(common)
+    ia = [seeds_a.index(s) for s in common] if shared else list(range(len(seeds_a)))
+    ib = [seeds_b.index(s) for s in common] if shared else list(range(len(seeds_b)))
     out: dict[str, dict[str, Any]] = {}
     for dom in [d for d in scores[a] if d in scores[b]]:  # the sets both rows were scored on
         out[dom] = {}
         for m in ("psnr_y", "ssim_y"):
             sa, sb = scores[a][dom], scores[b][dom]
             img = paired_bootstrap(sa[f"{m}_per_image"], sb[f"{m}_per_image"], n_boot, seed=seed)
-            r = draw_bootstrap(sa[f"{m}_per_draw_image"], sb[f"{m}_per_draw_image"], seeds_a == seeds_b, n_boot,
-                               seed=seed)
+            da = np.asarray(sa[f"{m}_per_draw_image"], float)[ia]
+            db = np.asarray(sb[f"{m}_per_draw_image"], float)[ib]
+            r = draw_bootstrap(da, db, shared or seeds_a == seeds_b, n_boot, seed=seed)
+            r["draws_paired"] = bool(shared or seeds_a == seeds_b)
             r.update(wilcoxon_p=img["wilcoxon_p"], low_images=img["low"], high_images=img["high"],
                      interval="draws and images" if max(r["draws_a"], r["draws_b"]) > 1 else "images")
             d_seed = np.array([sa[f"{m}_per_seed"][seeds_a.index(s)] - sb[f"{m}_per_seed"][seeds_b.index(s)]
@@ -906,27 +922,30 @@ def example_rows(data: dict[str, torch.Tensor], checkpoints: dict[str, Any], n: 
 
 
 DIAGNOSIS_PAIRS = (  # (row, reference, what the difference measures), read by diagnose() and notebook 04
+    # searched rows against searched rows; an ablation (trained at ttl's chosen lr) against ttl itself
     ("ttl", "sup-minority", "both teachers (ttl)"),
     ("ttl", "ssl-minority", "task transfer over generic pretraining (ttl vs masked denoising, same images, "
                             "same budget)"),
     ("ssl-minority", "sup-minority", "generic pretraining (masked denoising)"),
-    ("t1-only", "sup-minority", "the recognition teacher T1 alone"),
-    ("t2-only", "sup-minority", "the scattering teacher T2 alone"),
-    ("no-distillation", "sup-minority-large", "T2 itself, not distilled, against its architecture from scratch"),
     ("sup-minority-large", "sup-minority", "capacity on the minority (teacher-sized from scratch)"),
-    ("frozen-encoder", "sup-minority", "the distilled encoder, frozen"),
+    ("t1-only", "ttl", "dropping T2 (the student distilled from T1 alone)"),
+    ("t2-only", "ttl", "dropping T1 (the student distilled from T2 alone)"),
+    ("frozen-encoder", "ttl", "freezing the distilled encoder"),
+    ("no-distillation", "sup-minority-large", "T2 itself, not distilled, against its architecture from scratch "
+                                              "(T2 at ttl's lr, the reference at its own searched lr)"),
 )
 
 
-def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int = 1000, seed: int = 0) -> list[str]:
+def diagnose(scores: dict[str, dict], runs: dict[str, list[dict]], n_boot: int = 1000, seed: int = 0,
+             fractions: dict[str, float | None] | None = None) -> list[str]:
     """Why ``ttl`` does or does not beat ``sup-minority``, in sentences computed from the rows that ran: is the
     minority a constraint at this budget, does capacity help, and each pair of :data:`DIAGNOSIS_PAIRS` (which teacher
     helps, does distillation matter, is it task transfer or pretraining in general). PSNR-Y, 95 % interval over draws
-    and images (:func:`compare`)."""
+    and images (:func:`compare`; minority rows paired on their common draws via ``fractions``)."""
     def diff(a: str, b: str, dom: str) -> dict | None:
         if a not in scores or b not in scores:
             return None
-        return compare(scores, runs, a, b, n_boot, seed)[dom]["psnr_y"]
+        return compare(scores, runs, a, b, n_boot, seed, fractions)[dom]["psnr_y"]
 
     def fmt(r: dict) -> str:
         return f"{r['mean_diff']:+.2f} dB [{r['low']:+.2f}, {r['high']:+.2f}]"

@@ -137,8 +137,8 @@ def _finetune_section(m: dict) -> list[str]:
            f"{c['f_batch']}, {c['f_patch']} px crops, {c['f_loss'].upper()} loss, from {pairs.get('pairs', '?')} fixed "
            f"synthetic pairs of {pairs.get('scenes', '?')} training scenes; minority = {100 * c['f_fraction']:g} % of the "
            f"scenes. Headline rows and controls searched the learning rate over {{{grid}}} on one seed; every run ends "
-           "with its best validation checkpoint. Held-out **validation** crops (the selection used a subset of them: "
-           "optimistic alike for every row), mean over seeds [95 % CI over images]; realistic rain against its "
+           "with its best validation checkpoint. Held-out **validation** crops (disjoint from the crops that chose "
+           "checkpoints and learning rates), mean over seeds [95 % CI over images]; realistic rain against its "
            "streak-free target (and, last column, against the clean scene):", "",
            "| model | role | params (M) | scenes | steps | lr | seeds | synthetic PSNR-Y (dB) | synthetic SSIM-Y | "
            "realistic PSNR-Y (dB) | realistic SSIM-Y | realistic vs clean PSNR-Y (dB) |",
