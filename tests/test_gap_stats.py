@@ -18,6 +18,18 @@ def test_rain_layer_estimate_keeps_thin_lines_drops_wide_objects():
     assert r[0, 40, 35] < 1e-6  # and so is its edge (edge-preserving)
 
 
+def test_rain_layer_estimate_is_the_top_hat_with_a_square():
+    """The row-then-column maximum gives exactly the square opening (replicate border) the estimate is defined by."""
+    import torch.nn.functional as F
+
+    x = torch.rand(2, 3, 37, 52, generator=torch.Generator().manual_seed(0))
+    for size in (3, 7, 15):
+        p = size // 2
+        eroded = -F.max_pool2d(F.pad(-x, (p, p, p, p), mode="replicate"), size, stride=1)
+        opened = F.max_pool2d(F.pad(eroded, (p, p, p, p), mode="replicate"), size, stride=1)
+        assert torch.equal(rain_layer_estimate(x, size), (x - opened).clamp(min=0))
+
+
 def test_statistics_are_all_present_and_finite_on_a_rainy_image():
     from ttl.rain import SyntheticRain
     from ttl.scenes import dead_leaves

@@ -19,11 +19,17 @@ def luminance(img: torch.Tensor) -> torch.Tensor:
 def rain_layer_estimate(img: torch.Tensor, size: int = 7) -> torch.Tensor:
     """White top-hat ``img - opening(img)`` with a ``size`` x ``size`` square, per channel; ``(…,C,H,W)``.
 
-    Thin bright streaks survive; structures wider than ``size`` px (and all edges of large objects) do not."""
+    Thin bright streaks survive; structures wider than ``size`` px (and all edges of large objects) do not. The square
+    maximum is taken as a row maximum then a column maximum: the same numbers, a fraction of the time."""
     x = img if img.ndim == 4 else img[None]
     p = size // 2
-    eroded = -F.max_pool2d(F.pad(-x, (p, p, p, p), mode="replicate"), size, stride=1)
-    opened = F.max_pool2d(F.pad(eroded, (p, p, p, p), mode="replicate"), size, stride=1)
+
+    def square_max(t: torch.Tensor) -> torch.Tensor:
+        t = F.max_pool2d(F.pad(t, (p, p, p, p), mode="replicate"), (1, size), stride=1)
+        return F.max_pool2d(t, (size, 1), stride=1)
+
+    eroded = -square_max(-x)
+    opened = square_max(eroded)
     out = (x - opened).clamp(min=0)
     return out if img.ndim == 4 else out[0]
 
