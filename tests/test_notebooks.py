@@ -151,6 +151,8 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     assert len(m4["models"]["ttl"]["checkpoints"]) == m4["config"]["f_draws"]
     dose = m4["dose"]
     assert [p["budget"] for p in dose["points"]] == sorted(m4["config"]["f_dose"] + [1.0])
+    # every budget runs the same draws, and not draw 0 (the lr search's winning trial at x1)
+    assert all(p["seeds"] == list(range(1, m4["config"]["f_dose_draws"] + 1)) for p in dose["points"])
     assert {r["set"] for r in dose["table"]} == {"synthetic", "realistic"}
     assert {"activation_rms", "probe_r2"} <= set(m4["transfer_diagnosis"])
     assert "student-target-ms" in m4["transfer_diagnosis"]["activation_rms"]
