@@ -51,7 +51,7 @@
 # **validation** data: centre crops of the val-split photographs with synthetic rain, and the same crops with
 # realistic rain scored against its streak-free target (`realistic`, deraining) and against the clean scene
 # (`realistic_clean`). The first `f_val_select` crops of each set choose checkpoints and learning rates; every
-# number reported here is scored on the remaining crops (`ttl.finetune.split_validation`). The ground truths only
+# number reported here is scored on the remaining crops (`ttl.heldout.split_validation`). The ground truths only
 # score and select; nothing trains on them. The test photographs are notebook 05's; nothing here is scored on them
 # (the dose-response reads the teachers' own held-out sets of notebook 02 to report their quality, and chooses
 # nothing by it).
@@ -96,6 +96,7 @@ from ttl import evaluation as E
 from ttl import report
 from ttl import finetune as FT
 from ttl import plots
+from ttl import scores as S
 from ttl import transfer
 from ttl.metrics import METRIC_LABELS
 
@@ -129,7 +130,7 @@ print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synth
 out = FT.run_finetuning(cfg, seed, str(dev), student_file, teachers_path, res_dir, real_dir=real_path,
                         clean_dir=clean_path, synthetic_dir=synthetic_path, resume=resume, only=only)
 rows, runs, search = out["rows"], out["runs"], out["search"]
-scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in runs.items()}
+scores = {n: S.model_scores(r, cfg["bootstrap"], seed) for n, r in runs.items()}
 params = {n: r[0]["params"] for n, r in runs.items()}
 
 # %% [markdown]
@@ -138,7 +139,7 @@ params = {n: r[0]["params"] for n, r in runs.items()}
 # the figure; the star is the chosen trial's checkpoint). The chosen learning rate trains every seed of the row.
 
 # %%
-search_tab = FT.search_table(search)
+search_tab = S.search_table(search)
 search_tab.to_csv(res_dir / "search.csv", index=False)
 display(search_tab)
 fig = plots.plot_search(search, fig_dir / "lr_search.png", key=FT.SELECT_KEY)
@@ -147,12 +148,12 @@ fig = plots.plot_search(search, fig_dir / "lr_search.png", key=FT.SELECT_KEY)
 # ## 3. Every row on the validation sets
 # Mean over seeds, `[95 % CI over images]` (bootstrap of the seed-averaged per-image values). These are the
 # validation crops that chose nothing: checkpoints and learning rates were chosen on a disjoint set of selection crops
-# (`f_val_select` per set, `ttl.finetune.split_validation`). Notebook 05's test sets are scored once, at the end.
+# (`f_val_select` per set, `ttl.heldout.split_validation`). Notebook 05's test sets are scored once, at the end.
 # In the figure the thick bar is that interval, the thin black bar the t-interval over seeds, the dashed line the
 # rainy input.
 
 # %%
-table = FT.results_table(rows, scores, params, cfg, search)
+table = S.results_table(rows, scores, params, cfg, search)
 table.to_csv(res_dir / "results_table.csv", index=False)
 display(table)
 inp = {d: v["psnr_y"] for d, v in out["input"].items()}
@@ -168,8 +169,8 @@ fig = plots.plot_rows(scores, fig_dir / "rows_psnr_y.png", reference=inp)
 # %%
 baselines = [n for n, r in rows.items() if r.role in ("headline", "control") and n != "ttl" and "ttl" in runs]
 fractions = {n: r.fraction for n, r in rows.items()}  # minority rows of one fraction are paired on common draws
-comparisons = {b: FT.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
-comp = FT.comparison_table(comparisons)
+comparisons = {b: S.compare(scores, runs, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
+comp = S.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp)
 
@@ -198,7 +199,7 @@ if dose:
 # scratch is `sup-full`). Intervals over images; points with several draws are averaged over them.
 
 # %%
-sweep = FT.sweep_points(rows, scores)
+sweep = S.sweep_points(rows, scores)
 sweep.to_csv(res_dir / "sweep.csv", index=False)
 fig = plots.plot_sweep(sweep, fig_dir / "fraction_sweep.png")
 display(sweep.pivot_table(index=["domain", "fraction"], columns="method", values="mean").round(2))
@@ -224,14 +225,14 @@ if diag:
 
 # %% [markdown]
 # ## 8. Why: the ablations and the controls
-# Each pair of `ttl.finetune.DIAGNOSIS_PAIRS` (row minus reference, paired by image, 95 % interval over draws and
+# Each pair of `ttl.scores.DIAGNOSIS_PAIRS` (row minus reference, paired by image, 95 % interval over draws and
 # images): what each teacher, distillation itself, a trainable encoder, the feature-loss fix, capacity and generic
 # (not task) pretraining contribute. Keep in mind what T2 learns: its label is the real-domain rainy image itself
 # (before the extra scattering), so its features, and the output the student is taught to copy, *keep* rain streaks —
 # the opposite of what fine-tuning on synthetic pairs asks for — while T1's features only have to *see* rain.
 
 # %%
-pairs_run = [(a, b, w) for a, b, w in FT.DIAGNOSIS_PAIRS + (("ttl", "ttl-target-ms", "the feature-loss fix"),)
+pairs_run = [(a, b, w) for a, b, w in S.DIAGNOSIS_PAIRS + (("ttl", "ttl-target-ms", "the feature-loss fix"),)
              if a in runs and b in runs]
 abl = pd.DataFrame([{"row": a, "minus": b, "what": w, "validation": dom,
                      f"{METRIC_LABELS['psnr_y']} difference": f"{r['psnr_y']['mean_diff']:+.2f} "
@@ -239,11 +240,11 @@ abl = pd.DataFrame([{"row": a, "minus": b, "what": w, "validation": dom,
                      f"{METRIC_LABELS['ssim_y']} difference": f"{r['ssim_y']['mean_diff']:+.3f} "
                                                               f"[{r['ssim_y']['low']:+.3f}, {r['ssim_y']['high']:+.3f}]"}
                     for a, b, w in pairs_run
-                    for dom, r in FT.compare(scores, runs, a, b, cfg["bootstrap"], seed, fractions).items()
+                    for dom, r in S.compare(scores, runs, a, b, cfg["bootstrap"], seed, fractions).items()
                     if dom != "realistic_clean"])
 abl.to_csv(res_dir / "ablations.csv", index=False)
 display(abl)
-diagnosis = FT.diagnose(scores, runs, cfg["bootstrap"], seed, fractions)
+diagnosis = S.diagnose(scores, runs, cfg["bootstrap"], seed, fractions)
 print("\n".join(diagnosis))
 
 # %% [markdown]

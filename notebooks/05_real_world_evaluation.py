@@ -72,9 +72,10 @@ import ttl
 from ttl import config as C
 from ttl import report
 from ttl import evaluation as E
-from ttl import finetune as FT
+from ttl import heldout as H
 from ttl import plots
 from ttl import realrain as RR
+from ttl import scores as S
 from ttl.inference import SHIPPED
 from ttl.noref import default_niqe_model, load_official_niqe_params
 
@@ -106,12 +107,12 @@ print(f"preset={preset} device={dev} models={list(checkpoints)}\nclean_dir={clea
 # < rainy on the public pairs and on realistic rain rendered on the test photographs.
 
 # %%
-sets = E.test_sets(cfg, seed, clean_path)
-public = E.public_sets(public_path, cfg["e_public_n"], cfg["e_public_size"]) if public_path else {}
+sets = H.test_sets(cfg, seed, clean_path)
+public = H.public_sets(public_path, cfg["e_public_n"], cfg["e_public_size"]) if public_path else {}
 sets.update({f"public/{k}": {"rainy": v["rainy"], "clean": v["clean"]} for k, v in public.items()})
 if paired_path:
-    sets["real-paired"] = dict(zip(("rainy", "clean"), E.paired_real(paired_path)[:2]))
-real, real_names, real_manifest = (E.real_test_images(real_path, cfg["e_real_size"], limit=cfg["e_real_n"]) if real_path
+    sets["real-paired"] = dict(zip(("rainy", "clean"), H.paired_real(paired_path)[:2]))
+real, real_names, real_manifest = (H.real_test_images(real_path, cfg["e_real_size"], limit=cfg["e_real_n"]) if real_path
                                    else ([], [], None))
 classifier, rain_measures = E.rain_left_measures(real_path, clean_path, public, sets, cfg, seed)
 if rain_measures:
@@ -156,7 +157,7 @@ if judge is not None:
 # %%
 results = E.evaluate_checkpoints(checkpoints, sets, real, str(dev), niqe_model=niqe_model,
                                  rain_classifier=classifier, extended=extended, judge=judge)
-scores = {n: FT.model_scores(r, cfg["bootstrap"], seed) for n, r in results.items()}
+scores = {n: S.model_scores(r, cfg["bootstrap"], seed) for n, r in results.items()}
 
 # %% [markdown]
 # ## 2. Full-reference results on photographs with rendered rain
@@ -213,8 +214,8 @@ if clean_path:  # how much each preset brightens the test photographs (photograp
 # %%
 baselines = [n for n in checkpoints if n != "ttl"]
 fractions = E.finetuned_fractions(ft_dir)  # minority rows of one fraction are paired on their common draws
-comparisons = {b: FT.compare(scores, results, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
-comp = FT.comparison_table(comparisons)
+comparisons = {b: S.compare(scores, results, "ttl", b, cfg["bootstrap"], seed, fractions) for b in baselines}
+comp = S.comparison_table(comparisons)
 comp.to_csv(res_dir / "comparisons.csv", index=False)
 display(comp[comp["ttl minus"].map(roles).isin(["headline", "control"])])
 
@@ -225,7 +226,7 @@ display(comp[comp["ttl minus"].map(roles).isin(["headline", "control"])])
 
 # %%
 binds = E.binding(scores, results, cfg["bootstrap"], seed)
-bind_table = FT.comparison_table({k: v["diff"] for k, v in binds.items()}).rename(columns={"ttl minus": "difference"})
+bind_table = S.comparison_table({k: v["diff"] for k, v in binds.items()}).rename(columns={"ttl minus": "difference"})
 bind_table.to_csv(res_dir / "binding.csv", index=False)
 display(bind_table[bind_table["metric"].str.startswith("PSNR") & ~bind_table["set"].str.startswith("public/")])
 
@@ -269,7 +270,7 @@ cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, sets["realistic"
                          clean=sets["realistic"]["clean"][:3], target="streak-free target")
 fig = plots.gallery(cols, fig_dir / "gallery_realistic.png")
 if real_path:
-    full = E.real_gallery_images(real_path, gallery_photos)
+    full = H.real_gallery_images(real_path, gallery_photos)
     real_cols = E.gallery_columns({n: checkpoints[n][0] for n in shown}, full, str(dev))
     captions = None
     if judge is not None:

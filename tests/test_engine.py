@@ -189,3 +189,34 @@ def test_a_resume_under_other_settings_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="lr 0.01 -> 0.005"):  # names what changed and what to do
         train(model, job.Pairs(), job.step_fn, other, run_dir=tmp_path / "r", validate=lambda m: {"score": 0.0},
               resume=True)
+
+
+def test_a_resume_from_other_starting_weights_or_identity_is_refused(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        _selection_run(tmp_path / "r", [1.0, 3.0, 2.0, 0.0], kill_at=5)
+    cfg = TrainConfig(steps=8, batch=8, lr=1e-2, val_every=2, progress=False, device="cpu", amp=False, select="score")
+    other = job.make_model(dropout=0.0)
+    with torch.no_grad():
+        other[0].weight.add_(0.1)  # e.g. a pretrained start that was trained again since the kill
+    with pytest.raises(CheckpointError, match="other starting weights"):
+        train(other, job.Pairs(), job.step_fn, cfg, run_dir=tmp_path / "r", validate=lambda m: {"score": 0.0},
+              resume=True)
+    cfg.identity = "teachers of another run"
+    with pytest.raises(CheckpointError, match="identity '' -> 'teachers of another run'"):
+        train(job.make_model(dropout=0.0), job.Pairs(), job.step_fn, cfg, run_dir=tmp_path / "r",
+              validate=lambda m: {"score": 0.0}, resume=True)
+    # the same start and settings resume (the kill was at step 5)
+    cfg.identity = ""
+    log = train(job.make_model(dropout=0.0), job.Pairs(), job.step_fn, cfg, run_dir=tmp_path / "r",
+                validate=lambda m: {"score": 0.0}, resume=True)
+    assert log["resumed_from"] == 5
+
+
+def test_the_state_digest_tells_weights_apart():
+    from ttl.engine import state_digest
+
+    a, b = job.make_model(), job.make_model()
+    assert state_digest(a) == state_digest(b) == state_digest(a.state_dict())
+    with torch.no_grad():
+        b[2].bias[0] += 1e-6
+    assert state_digest(a) != state_digest(b)

@@ -5,27 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import rand_img, write_png
 from ttl import evaluation as E
-from ttl import finetune as FT
+from ttl import heldout as H
+from ttl import scores as S
 from ttl.config import resolve_config
-from ttl.io import list_images
 from ttl.models import RestorationNet, save_model
-from ttl.scenes import split_files
-
-
-def test_real_test_images_never_include_the_train_split_and_skip_tiny_ones(tmp_path):
-    for k in range(20):
-        write_png(tmp_path / f"img{k:02d}.png", rand_img(200, 260, seed=k))
-    parts = split_files(list_images(tmp_path))
-    small = parts["val"][0]
-    write_png(small, rand_img(100, 120))
-    imgs, names, manifest = E.real_test_images(tmp_path, short_side=0)
-    held = sorted(p.name for p in parts["val"] + parts["test"] if p != small)
-    assert sorted(names) == held and not set(names) & {p.name for p in parts["train"]}
-    assert manifest["skipped_too_small"] == [small.name] and len(imgs) == len(held)
-    imgs, _, _ = E.real_test_images(tmp_path, short_side=100)  # never below NIQE's minimum
-    assert min(imgs[0].shape[-2:]) == 192
 
 
 def test_missing_notebook_04_says_what_to_run(tmp_path):
@@ -48,7 +32,7 @@ def _ckpt_dir(tmp_path):
 def test_every_checkpoint_is_scored_on_every_set_and_real_photo(tmp_path):
     ck = E.finetuned_checkpoints(_ckpt_dir(tmp_path))
     assert list(ck) == ["ttl", "sup-full", "sup-full-large"]
-    sets = E.test_sets(resolve_config("smoke"), 0)
+    sets = H.test_sets(resolve_config("smoke"), 0)
     assert set(sets) == {"synthetic", "realistic", "realistic_clean"}
     assert sets["realistic"]["rainy"] is sets["realistic_clean"]["rainy"]  # one rainy set, two targets
     real = [torch.rand(3, 200, 210, generator=torch.Generator().manual_seed(1))]
@@ -76,8 +60,8 @@ def test_models_outside_extended_skip_the_public_sets_and_real_photos(tmp_path):
     assert set(res["ttl"][0]["val"]) == set(res["input"][0]["val"]) == {"synthetic", "public/a"}
     assert set(res["sup-full"][0]["val"]) == {"synthetic"} and "noref" not in res["sup-full"][0]
     assert "noref" in res["ttl"][0] and "noref" in res["input"][0]
-    scores = {n: FT.model_scores(r, 20, 0) for n, r in res.items()}
-    c = FT.compare(scores, res, "ttl", "sup-full", 20, 0)
+    scores = {n: S.model_scores(r, 20, 0) for n, r in res.items()}
+    c = S.compare(scores, res, "ttl", "sup-full", 20, 0)
     assert set(c) == {"synthetic"}  # compared where both were scored
     pub = E.public_summary(scores, res, ["a"], 20, 0)
     assert set(pub["a"]) == {"input", "ttl"}

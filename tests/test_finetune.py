@@ -1,5 +1,5 @@
 """Fine-tuning and the baselines (notebook 04): fixed pairs, nested minorities, the unlabeled stream, Syn2Real's
-Gaussian-process loss, frozen encoders, resuming, and the summaries."""
+Gaussian-process loss, frozen encoders, resuming, checkpoint selection and scoring."""
 import math
 
 import numpy as np
@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ttl import finetune as FT
+from ttl import heldout as H
 from ttl.config import resolve_config
 from ttl.datasets import RealDomainUnlabeled
 from ttl.models import RestorationNet
@@ -46,7 +47,7 @@ def test_pairs_from_photographs_keep_their_scenes_and_minorities_are_of_scenes(t
     assert pairs.rainy[0].shape[-2:] == (cfg["photo_size"], round(90 * cfg["photo_size"] / 70))  # working scale
     m = FT.Minority(pairs, 0.25, seed=0)
     assert len(m.scenes) == 4 and len(m.indices) == 12  # a minority of scenes, with all their renders
-    val = FT.validation_sets(cfg, 0, clean_dir=tmp_path)
+    val = H.validation_sets(cfg, 0, clean_dir=tmp_path)
     assert set(val) == {"synthetic", "realistic", "realistic_clean"}
     assert val["realistic"]["rainy"] is val["realistic_clean"]["rainy"]
     assert not torch.equal(val["realistic"]["clean"], val["realistic_clean"]["clean"])  # streak-free vs clean
@@ -64,12 +65,6 @@ def test_minorities_are_nested_for_a_seed_and_differ_between_seeds(pairs):
     assert all(torch.equal(it["clean"], tiny[0]["clean"]) for it in tiny.__getitems__([0, 1, 2, 3]))
     with pytest.raises(ValueError, match="fraction"):
         FT.Minority(pairs, 0.0, seed=0)
-
-
-def test_validation_sets_share_scenes_and_the_realistic_set_differs(cfg):
-    val = FT.validation_sets(cfg, 0)
-    assert val["synthetic"]["rainy"].shape == val["realistic"]["rainy"].shape
-    assert not torch.equal(val["synthetic"]["rainy"], val["realistic"]["rainy"])
 
 
 class _Leaky(torch.utils.data.Dataset):
@@ -261,54 +256,6 @@ def test_masked_denoising_learns_from_the_image_alone():
     assert np.mean(losses[-20:]) < 0.8 * np.mean(losses[:20])
 
 
-def _runs(means, n=16, seed=0):
-    rng = np.random.default_rng(seed)
-    out = []
-    for k, mu in enumerate(means):
-        per = {m: (mu + rng.normal(0, 0.1, n)).tolist() for m in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
-        out.append({"seed": k, "val": {"synthetic": {"per_image": per}, "realistic": {"per_image": per}}})
-    return out
-
-
-def test_scores_and_paired_comparisons():
-    runs = {"ttl": _runs([30.0, 30.2, 30.1]), "sup-minority": _runs([29.0, 29.1, 28.9], seed=1)}
-    scores = {n: FT.model_scores(r, 200, 0) for n, r in runs.items()}
-    s = scores["ttl"]["synthetic"]
-    assert abs(s["psnr_y"] - 30.1) < 0.1 and s["psnr_y_ci_images"][0] < s["psnr_y"] < s["psnr_y_ci_images"][1]
-    assert s["psnr_y_ci_seeds"][0] < s["psnr_y"] < s["psnr_y_ci_seeds"][1] and len(s["psnr_y_per_seed"]) == 3
-    c = FT.compare(scores, runs, "ttl", "sup-minority", 200, 0)["realistic"]["psnr_y"]
-    assert 0.9 < c["mean_diff"] < 1.3 and c["low"] > 0 and len(c["per_seed_diff"]) == 3
-    assert c["interval"] == "draws and images" and c["draws_a"] == c["draws_b"] == 3
-    one = FT.model_scores(_runs([1.0]), 50, 0)["synthetic"]
-    assert all(np.isnan(one["psnr_y_ci_seeds"]))  # one seed: no interval over seeds
-
-
-def test_draw_level_intervals_carry_the_draw_to_draw_variance():
-    """Two rows whose images agree closely but whose draws scatter: the image-only interval is narrow and excludes
-    0, the interval over draws and images is wide and covers it (the verdicts use the latter)."""
-    runs = {"ttl": _runs([31.0, 29.0, 30.5, 28.6, 31.4]), "sup-minority": _runs([30.0, 29.9, 29.8, 30.2, 29.6], seed=1)}
-    scores = {n: FT.model_scores(r, 500, 0) for n, r in runs.items()}
-    c = FT.compare(scores, runs, "ttl", "sup-minority", 500, 0)["synthetic"]["psnr_y"]
-    assert c["low_images"] > 0 or c["high_images"] < 0  # images alone: "significant"
-    assert c["low"] < 0 < c["high"] and c["high"] - c["low"] > 3 * (c["high_images"] - c["low_images"])
-
-
-def test_minority_rows_of_one_fraction_are_compared_on_their_common_draws():
-    """ttl ran five draws, a control two: draw k of both shares its minority, so the difference uses draws 0 and 1 of
-    each, paired; rows of other fractions (all scenes) are compared on every seed, unpaired."""
-    runs = {"ttl": _runs([30.0, 30.0, 34.0, 34.0, 34.0]), "syn2real": _runs([29.0, 29.0], seed=1),
-            "sup-full": _runs([29.0, 29.0], seed=2)}
-    scores = {n: FT.model_scores(r, 200, 0) for n, r in runs.items()}
-    fractions = {"ttl": 0.01, "syn2real": 0.01, "sup-full": 1.0}
-    assert FT.shares_draws(fractions, "ttl", "syn2real") and not FT.shares_draws(fractions, "ttl", "sup-full")
-    c = FT.compare(scores, runs, "ttl", "syn2real", 200, 0, fractions)["synthetic"]["psnr_y"]
-    assert abs(c["mean_diff"] - 1.0) < 0.1 and c["draws_a"] == c["draws_b"] == 2 and c["draws_paired"]
-    u = FT.compare(scores, runs, "ttl", "sup-full", 200, 0, fractions)["synthetic"]["psnr_y"]
-    assert abs(u["mean_diff"] - 3.4) < 0.1 and u["draws_a"] == 5 and not u["draws_paired"]
-    # without the fractions the old rule holds: every seed, unpaired when the seeds differ
-    assert abs(FT.compare(scores, runs, "ttl", "syn2real", 200, 0)["synthetic"]["psnr_y"]["mean_diff"] - 3.4) < 0.1
-
-
 def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):
     """Render k of photo i has amount f_rain[(i + k) % len]: every photograph is seen rain-free, with light and with
     heavy rain; rain-free pairs are exact identities, and heavy rain brightens more than light rain."""
@@ -338,21 +285,6 @@ def test_the_training_mixture_spans_rain_free_light_and_heavy_rain(tmp_path):
                                                                                        procedural.clean[1])
 
 
-def test_selection_and_reported_validation_crops_are_disjoint(cfg):
-    """No reported validation number is scored on the crops that chose the checkpoint or the learning rate."""
-    val = FT.validation_sets(cfg, 0)
-    select, report = FT.split_validation(val, 3)
-    n = len(val["synthetic"]["rainy"])
-    k = len(select["synthetic"]["rainy"])
-    assert 1 <= k <= n // 2 and len(report["synthetic"]["rainy"]) == n - k
-    for d in val:
-        assert torch.equal(torch.cat([select[d]["rainy"], report[d]["rainy"]]), val[d]["rainy"])
-        assert torch.equal(torch.cat([select[d]["clean"], report[d]["clean"]]), val[d]["clean"])
-    one = {d: {kk: vv[:1] for kk, vv in v.items()} for d, v in val.items()}
-    with pytest.raises(ValueError, match="f_val >= 2"):
-        FT.split_validation(one, 3)
-
-
 def test_a_runs_folder_names_its_learning_rate(tmp_path):
     """Two learning rates of one row and draw never share a run folder (a resumed study cannot mix them)."""
     a, b = FT.run_path(tmp_path, "ttl", 5e-4, 1), FT.run_path(tmp_path, "ttl", 2e-3, 1)
@@ -364,7 +296,7 @@ def test_scoring_runs_a_model_once_per_distinct_input_and_scores_as_before(cfg):
     scoring each set on its own gives."""
     from ttl.train import evaluate_pairs
 
-    val = FT.validation_sets(cfg, 0)
+    val = H.validation_sets(cfg, 0)
     torch.manual_seed(0)
     m = RestorationNet(width=4, depth=2)
     torch.nn.init.normal_(m.head.weight, std=0.05)  # not the identity

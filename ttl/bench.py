@@ -130,11 +130,12 @@ def compare_recipes(cfg: dict, clean_dir=None, seed: int = 0, device: str = "cpu
     loop trains as well as the plain fp32 one. Returns per variant its overrides, training seconds and validation
     PSNR-Y / SSIM-Y."""
     from . import finetune as FT
+    from .heldout import validation_sets
     from .models import RestorationNet
 
     variants = variants or RECIPE_VARIANTS
     pairs = FT.synthetic_pairs(cfg, seed, "train", clean_dir)
-    val = FT.validation_sets(cfg, seed, clean_dir)
+    val = validation_sets(cfg, seed, clean_dir)
     out: dict[str, dict] = {}
     for name, over in variants.items():
         over = {k: (cfg[k] // 2 if v == "half" else v) for k, v in over.items()}

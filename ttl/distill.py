@@ -115,10 +115,11 @@ def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device:
            desc: str = "distillation", clean_dir=None) -> tuple[Distiller, dict[str, Any], Any, torch.Tensor]:
     """Distil the frozen teachers into a new student of width ``s_width`` on unlabeled real-domain images (train
     split: real rainy photographs of ``real_dir`` and realistic rain on the clean photographs of ``clean_dir``) for
-    ``d_steps`` steps, comparing features as ``d_norm`` says (:data:`FEATURE_LOSSES`). ``use_t1``/``use_t2`` switch a teacher off (the ablations of notebook 04).
-    Returns the distiller (student inside), the engine's log, the training images and held-out test images."""
+    ``d_steps`` steps, comparing features as ``d_norm`` says (:data:`FEATURE_LOSSES`). ``use_t1``/``use_t2`` switch a
+    teacher off (the ablations of notebook 04). The teachers' weight digests, the teachers used and ``d_norm`` are
+    the run's ``identity``: a checkpoint distilled from other teachers is not resumed. Returns the distiller (student inside), the engine's log, the training images and held-out test images."""
     from .datasets import RealDomainUnlabeled
-    from .engine import TrainConfig, train
+    from .engine import TrainConfig, state_digest, train
     from .teachers import _stack
 
     if not (use_t1 or use_t2):
@@ -139,7 +140,9 @@ def distil(t1: RecognitionNet, t2: RestorationNet, cfg: dict, seed: int, device:
                 next(d.parameters()).device)).items()}
 
     tc = TrainConfig(steps=cfg["d_steps"], batch=cfg["t_batch"], lr=2e-3, val_every=max(1, cfg["d_steps"] // 5),
-                     ckpt_every=max(1, cfg["d_steps"] // 5), seed=seed, device=device, progress=progress, desc=desc)
+                     ckpt_every=max(1, cfg["d_steps"] // 5), seed=seed, device=device, progress=progress, desc=desc,
+                     identity=f"t1 {state_digest(t1) if use_t1 else '-'}, t2 {state_digest(t2) if use_t2 else '-'}, "
+                              f"d_norm {distiller.norm}")
     log = train(distiller, data, lambda d, b: d(b["rainy"])["total"], tc, run_dir=run_dir, validate=validate,
                 resume=resume)
     return distiller.cpu().eval(), log, data, test_images

@@ -102,7 +102,7 @@ def dose_table(dose: dict[str, Any], sup_runs: list[dict], n_boot: int = 1000, s
     shares its minority)."""
     import pandas as pd
 
-    from .finetune import compare, model_scores
+    from .scores import compare, model_scores
 
     lines = []
     for p in dose["points"]:

@@ -11,7 +11,10 @@
 * **Checkpoints** (``{run_dir}/last.pt``) are written atomically (temporary file, then ``os.replace``) and hold
   the model, optimiser, scheduler, every RNG state, the step and the log. A killed run started again with the
   same arguments resumes from its last checkpoint and ends where an uninterrupted run ends: the data order is a
-  function of (seed, epoch) and the position in the epoch, not of history.
+  function of (seed, epoch) and the position in the epoch, not of history. A checkpoint is resumed only by the
+  run that wrote it: the run-defining settings (:data:`RUN_DEFINING`, including ``identity``, what defines the run
+  besides its own weights, e.g. a distillation's teachers) and the digest of the starting weights
+  (:func:`state_digest`) must match, else the engine refuses and says why.
 * **Checkpoint selection**: with ``select`` naming a key of ``validate``'s result, the engine keeps the weights of
   the validation that scored highest on it (with a ``run_dir``, inside ``last.pt`` too, so a resumed run selects
   exactly as an uninterrupted one) and ends with them in the model; the log records ``best`` (step and value).
@@ -44,7 +47,7 @@ from .progress import progress_bar
 from .utils import resolve_device
 
 __all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
-           "distributed_context", "is_main", "bf16_supported", "to_device"]
+           "distributed_context", "is_main", "bf16_supported", "to_device", "state_digest"]
 
 
 class CheckpointError(RuntimeError):
@@ -72,10 +75,23 @@ class TrainConfig:
     progress: bool = True
     desc: str = "train"
     select: str | None = None  # a key of validate()'s result: end with the weights that maximised it
+    identity: str = ""  # what else defines the run (e.g. the teachers' digests and the feature loss of a distillation)
 
 
 # the settings that define what a run computes: a checkpoint written under other values is not resumed
-RUN_DEFINING = ("steps", "batch", "lr", "weight_decay", "warmup", "lr_floor", "clip", "seed", "select")
+RUN_DEFINING = ("steps", "batch", "lr", "weight_decay", "warmup", "lr_floor", "clip", "seed", "select", "identity")
+
+
+def state_digest(state: nn.Module | dict[str, torch.Tensor]) -> str:
+    """A short SHA-256 of a module's (or a state dict's) tensors, in key order: equal weights, equal digest."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for k, v in sorted((state.state_dict() if isinstance(state, nn.Module) else state).items()):
+        h.update(k.encode())
+        h.update(str(v.dtype).encode())
+        h.update(v.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def bf16_supported(device: torch.device) -> bool:
@@ -237,6 +253,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
     if cfg.batch % ctx.world:
         raise ValueError(f"batch={cfg.batch} is not divisible by the {ctx.world} processes; use a multiple")
     torch.manual_seed(cfg.seed)
+    init_digest = state_digest(model)  # the starting weights: a checkpoint of another start is not resumed
     model.to(dev).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -262,11 +279,16 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             raise CheckpointError(f"{ckpt}: does not fit this model ({str(e).splitlines()[0]}); delete it or use "
                                   "another run_dir") from None
         saved = json.loads(state.get("config", "{}"))
-        changed = {k: (saved[k], v) for k, v in asdict(cfg).items() if k in RUN_DEFINING and k in saved and saved[k] != v}
+        changed = {k: (saved[k], v) for k, v in asdict(cfg).items()
+                   if k in RUN_DEFINING and k in saved and saved[k] != v}
         if changed:
             raise CheckpointError(f"{ckpt}: was trained with other settings ("
                                   + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items())
                                   + "); resuming would mix two runs: delete that folder or train without resume")
+        if state.get("init_digest", init_digest) != init_digest:
+            raise CheckpointError(f"{ckpt}: was trained from other starting weights (digest {state['init_digest']}, "
+                                  f"this run's {init_digest}: e.g. a retrained pretrained start); resuming would mix "
+                                  "two runs: delete that folder or train without resume")
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         _set_rng_state(state["rng"])
@@ -283,7 +305,7 @@ def train(model: nn.Module, data: Dataset, step_fn: Callable[[nn.Module, dict], 
             return
         save_checkpoint(ckpt, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "rng": _rng_state(), "step": step,
-                               "log": json.dumps(log), "config": json.dumps(asdict(cfg)),
+                               "log": json.dumps(log), "config": json.dumps(asdict(cfg)), "init_digest": init_digest,
                                **({"best_model": best_state} if best_state is not None else {})})
         (Path(run_dir) / "log.json").write_text(json.dumps(log))
 

@@ -1,128 +1,27 @@
 """Real-world evaluation (notebook 05; STUDY §7): every model of notebook 04 on held-out test data, the
 no-reference scores on real photographs, the size/speed table and the verdicts on claims C1-C4.
 
-Test sets (none of them reached any training step):
-
-* ``synthetic`` / ``realistic`` — crops of the bundled photographs (test-only scenes) with synthetic rain and,
-  on the very same crops, realistic rain; full-reference PSNR/SSIM.
-* ``real`` — the real rainy photographs of ``real_dir`` outside its train split (the val and test splits of
-  :func:`ttl.scenes.split_files`; no model trained on them); no ground truth, so NIQE and PIQE only, and only
-  as comparisons between models on the same images.
-* ``real-paired`` — when given, a real paired dataset on disk (e.g. SPA-Data), whole images.
+The test sets (rendered rain on the test photographs, the public pairs, the real photographs; none of them reached
+any training step) are built in :mod:`ttl.heldout`; the score summaries the verdicts read are :mod:`ttl.scores`'s.
 """
 from __future__ import annotations
 
 import json
 import time
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, Collection
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .finetune import ci_text, evaluate_model
 from .metrics import ALL_METRICS, image_metrics
 from .progress import progress_bar
+from .scores import ci_text
 
 __all__ = ["SCORED_EVERYWHERE", "finetuned_roles", "finetuned_fractions", "by_rain_amount", "amount_frame",
-           "test_sets", "real_test_images", "paired_real", "finetuned_checkpoints", "evaluate_checkpoints",
-           "noref_table", "latency_per_mp", "size_speed", "verdicts", "dose_trend", "VERDICT_RULES", "score_table",
-           "gallery_columns"]
-
-
-def _with_realistic_targets(name: str, rainy_syn: list, rainy_rea: list, clean: list, free: list) -> dict:
-    return {name + "synthetic": {"rainy": rainy_syn, "clean": clean},
-            name + "realistic": {"rainy": rainy_rea, "clean": free},
-            name + "realistic_clean": {"rainy": rainy_rea, "clean": clean}}
-
-
-def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[torch.Tensor]]]:
-    """The full-reference test sets, as lists of ``(3,H,W)`` images (sizes may differ):
-
-    * with ``clean_dir``: its test-split photographs, whole, at the working scale (``photo_size``), with synthetic
-      rain (light and heavy alternating; ``synthetic``) and with realistic rain scored against its streak-free
-      target (``realistic``, deraining) and against the clean scene (``realistic_clean``, whole restoration); plus
-      the same three on ``e_n_test`` crops of the bundled photographs (``bundled_...``), a second, independent set;
-    * without: the bundled photographs are the test set (``synthetic``, ``realistic``, ``realistic_clean``).
-    """
-    from .datasets import split_paths
-    from .finetune import _render_photos
-    from .gap import render_domains
-
-    d = render_domains(cfg["e_n_test"], cfg["e_test_size"], seed=seed + 5000)
-    bundled = _with_realistic_targets("" if clean_dir is None else "bundled_", d["synthetic"], d["realistic"],
-                                      d["clean"], d["realistic_streak_free"])
-    if clean_dir is None:
-        return bundled
-    paths = split_paths(clean_dir, "test", "clean_dir")
-    syn = _render_photos(paths, cfg["photo_size"], seed + 5000, 41)
-    rea = _render_photos(paths, cfg["photo_size"], seed + 5000, 43, realistic=True)
-    return {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
-
-
-def public_sets(public_dir, limit: int = 0, short_side: int = 0, only: str | None = None) -> dict[str, dict[str, Any]]:
-    """Every public paired set under ``public_dir`` (each subfolder whose layout :func:`ttl.layouts.detect_layout`
-    recognises as paired), whole images: ``{set name: {"rainy": [...], "clean": [...], "manifest": ...}}``. No
-    per-set code: a new folder in any known layout is picked up as it is. ``limit`` (first pairs only) and
-    ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0). ``only``: that
-    subfolder alone."""
-    from .layouts import LayoutError, PairedFolderDataset
-    from .scenes import resize_short_side
-
-    out = {}
-    for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir() and only in (None, p.name)):
-        try:
-            ds = PairedFolderDataset(d)
-        except LayoutError:
-            continue
-        items = [ds[i] for i in range(min(len(ds), limit) if limit else len(ds))]
-        if short_side:
-            items = [{k: resize_short_side(it[k], short_side) for k in ("rainy", "clean")} for it in items]
-        out[d.name] = {"rainy": [it["rainy"] for it in items], "clean": [it["clean"] for it in items],
-                       "manifest": {**ds.manifest(), "n": len(items)}}
-    if not out:
-        raise FileNotFoundError(f"public_dir={str(public_dir)!r} holds no paired dataset folder in a known layout")
-    return out
-
-
-def real_test_images(real_dir, short_side: int = 0, splits: tuple[str, ...] = ("val", "test"), min_side: int = 192,
-                     limit: int = 0) -> tuple[list[torch.Tensor], list[str], dict]:
-    """Real rainy photographs of ``real_dir`` in ``splits`` (never the train split, which the teachers and the
-    distillation saw), downscaled so the short side is at most ``short_side`` (0: native size). Photographs
-    whose short side is below ``min_side`` (NIQE needs two 96-px blocks a side) are skipped and listed in the
-    manifest. ``limit``: the first photographs only (smoke runs)."""
-    from .config import folder_manifest
-    from .io import list_images, read_image
-    from .scenes import resize_short_side, split_files
-
-    parts = split_files(list_images(real_dir, recursive=True))
-    paths = sorted(p for s in splits for p in parts[s])[:limit or None]
-    if not paths:
-        raise FileNotFoundError(f"real_dir={str(real_dir)!r}: no image falls in the {'/'.join(splits)} splits; "
-                                "add more photographs")
-    imgs, kept, skipped = [], [], []
-    for p in paths:
-        im = read_image(p, min_size=16)
-        if short_side and min(im.shape[-2:]) > max(short_side, min_side):
-            im = resize_short_side(im[None], max(short_side, min_side))[0]
-        if min(im.shape[-2:]) < min_side:
-            skipped.append(p.name)
-            continue
-        imgs.append(im)
-        kept.append(p)
-    return imgs, [p.name for p in kept], {"folder": str(real_dir), "splits": list(splits),
-                                          "files": folder_manifest(kept), "skipped_too_small": skipped}
-
-
-def paired_real(folder, limit: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor], dict]:
-    """A real paired dataset on disk (any layout of :func:`ttl.layouts.detect_layout`), whole images."""
-    from .layouts import PairedFolderDataset
-
-    ds = PairedFolderDataset(folder)
-    n = len(ds) if not limit else min(limit, len(ds))
-    items = [ds[i] for i in range(n)]
-    return [it["rainy"] for it in items], [it["clean"] for it in items], {**ds.manifest(), "n": n}
+           "finetuned_checkpoints", "evaluate_checkpoints", "noref_table", "latency_per_mp", "size_speed", "verdicts",
+           "dose_trend", "VERDICT_RULES", "score_table", "gallery_columns"]
 
 
 def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
@@ -157,7 +56,7 @@ def finetuned_roles(finetuning_dir) -> dict[str, str]:
 
 
 def finetuned_fractions(finetuning_dir) -> dict[str, float | None]:
-    """Each notebook-04 row's scene fraction as its record wrote it (for :func:`ttl.finetune.shares_draws`)."""
+    """Each notebook-04 row's scene fraction as its record wrote it (for :func:`ttl.scores.shares_draws`)."""
     return {n: m.get("fraction") for n, m in _finetuned_models(finetuning_dir).items()}
 
 
@@ -329,7 +228,7 @@ def public_summary(scores: dict[str, dict], results: dict[str, list], set_names:
     """``{set: {model or "input": {"psnr_y", "ssim_y", "n", intervals, "gain_over_input"}}}`` for the public sets
     (``public/<set>`` in ``scores``): means over seeds, 95 % CIs over images, and each model minus the input
     (paired by image; bootstrap CI, Wilcoxon p)."""
-    from .finetune import compare
+    from .scores import compare
 
     out: dict[str, dict[str, Any]] = {}
     for name in set_names:
@@ -470,15 +369,6 @@ def ship_weights(checkpoints: dict[str, list[Path]], names: tuple[str, ...], out
     return written
 
 
-def real_gallery_images(real_dir, n: int = 4, splits: tuple[str, ...] = ("val", "test")) -> list[torch.Tensor]:
-    """The first ``n`` real photographs of ``splits`` at their native resolution (for the full-resolution gallery)."""
-    from .datasets import split_paths
-    from .io import read_image
-
-    paths = sorted(p for s in splits for p in split_paths(real_dir, s, "real_dir"))[:n]
-    return [read_image(p) for p in paths]
-
-
 @torch.no_grad()
 def latency_per_mp(model: nn.Module, size: int = 1024, repeats: int = 5, device: str = "cpu",
                    tile: int = 512) -> float:
@@ -537,8 +427,8 @@ BINDING_PAIRS: tuple[tuple[str, str, str], ...] = (
 
 def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 1000, seed: int = 0) -> dict[str, dict]:
     """Does the experiment bind? ``a`` minus ``b`` for each of :data:`BINDING_PAIRS` whose rows ran, per test set
-    and metric, paired by image (:func:`ttl.finetune.compare`): ``{"a minus b": {"what": ..., "diff": ...}}``."""
-    from .finetune import compare
+    and metric, paired by image (:func:`ttl.scores.compare`): ``{"a minus b": {"what": ..., "diff": ...}}``."""
+    from .scores import compare
 
     return {f"{a} minus {b}": {"what": what, "diff": compare(scores, results, a, b, n_boot, seed)}
             for a, b, what in BINDING_PAIRS if a in scores and b in scores}
@@ -616,7 +506,7 @@ def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], n
              judge_check: dict | None = None, dose: list[dict] | None = None) -> list[dict[str, str]]:
     """The verdict on each claim from the run records: ``m01`` (notebook 01), ``m03`` (notebook 03),
     ``comparisons[baseline][set][metric]`` (``ttl - baseline`` on the test sets, see
-    :func:`ttl.finetune.compare`), ``noref`` (:func:`noref_table`), ``ranking`` (:func:`judge_ranking`),
+    :func:`ttl.scores.compare`), ``noref`` (:func:`noref_table`), ``ranking`` (:func:`judge_ranking`),
     ``judge_check`` (:func:`ttl.realrain.judge_validity`) and ``dose`` (notebook 04's dose-response lines,
     :func:`dose_trend`). Rules: :data:`VERDICT_RULES`."""
     rows = []

@@ -27,8 +27,8 @@ def synthetic_to_real_gap(cfg: dict[str, Any], seed: int = 0, device: str = "aut
     train-split photographs of ``clean_dir``, or ``synthetic_dir``'s pairs, or procedural scenes); test: the test
     split of ``clean_dir`` (whole photographs), else crops of the bundled photographs. Returns metrics, per-image
     values, the curves, the model and example tensors."""
-    from .evaluation import test_sets
-    from .finetune import synthetic_pairs, validation_sets
+    from .finetune import synthetic_pairs
+    from .heldout import test_sets, validation_sets
     from .inference import derain_image
 
     train = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)

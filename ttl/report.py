@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 
 from .experiments import gap_experiment_table
-from .finetune import ci_text
 from .metrics import LIGHT_RAIN_MAX
+from .scores import ci_text
 from .ship import PRENET
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -182,7 +182,7 @@ def _finetune_section(m: dict) -> list[str]:
                        f"{cell(d.get('synthetic'))} | {cell(d.get('realistic'))} |")
         out += ["", f"In words: {dose_trend(dose['table'])}; {dose_trend(dose['table'], 'realistic')}.", ""]
     if m.get("diagnosis"):
-        out += ["Why (computed from the sweep, the ablations and the controls, `ttl.finetune.diagnose`):", ""]
+        out += ["Why (computed from the sweep, the ablations and the controls, `ttl.scores.diagnose`):", ""]
         out += [f"- {line}" for line in m["diagnosis"]] + [""]
     return out
 

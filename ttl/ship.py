@@ -151,7 +151,8 @@ def train_derainer(out_dir: str | Path = SHIP_DIR, clean_dir=None, public_dir=No
     ``{out_dir}/derain.pt`` and ``{out_dir}/derain.json``; a before/after figure of the first test-split photograph
     of ``real_dir`` goes to ``{figures_dir}/real_before_after.png``. Returns the record."""
     from . import evaluation as E
-    from . import finetune as FT
+    from .heldout import public_sets
+    from .scores import model_scores
     from .calibrate import SYNTHETIC_TARGETS
     from .config import data_source, git_revision, write_json
     from .engine import TrainConfig, train
@@ -188,11 +189,11 @@ def train_derainer(out_dir: str | Path = SHIP_DIR, clean_dir=None, public_dir=No
     public: dict[str, Any] = {}
     sets = {}
     for d in public_test:
-        one = E.public_sets(d.parent, only=d.name)[d.name]
+        one = public_sets(d.parent, only=d.name)[d.name]
         sets[f"public/{d.name}"] = {"rainy": one["rainy"], "clean": one["clean"]}
     if sets:
         results = E.evaluate_checkpoints({SHIP_NAME: [Path(path)]}, sets, device=dev, progress=progress)
-        scores = {n: FT.model_scores(r, bootstrap, rc["seed"]) for n, r in results.items()}
+        scores = {n: model_scores(r, bootstrap, rc["seed"]) for n, r in results.items()}
         summary = E.public_summary(scores, results, [d.name for d in public_test], bootstrap, rc["seed"])
         public = {"summary": summary, "by_rain_amount": E.by_rain_amount(results, list(sets), [SHIP_NAME], bootstrap,
                                                                           rc["seed"])}

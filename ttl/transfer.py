@@ -217,7 +217,7 @@ def summary(result: dict[str, Any]) -> str:
 
 def _main(argv: Sequence[str] | None = None) -> None:
     from .config import PRESETS, find_data_dir, resolve_config, write_json
-    from .finetune import validation_sets
+    from .heldout import validation_sets
 
     p = argparse.ArgumentParser(prog="python -m ttl.transfer", description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="default")

@@ -7,7 +7,8 @@ from ttl.config import PRESETS
 from ttl.teachers import train_teachers
 from ttl.distill import distil
 from ttl.models import save_model, load_model, RestorationNet
-from ttl.finetune import synthetic_pairs, validation_sets, finetune, Recipe, evaluate_model
+from ttl.finetune import synthetic_pairs, finetune, Recipe, evaluate_model
+from ttl.heldout import validation_sets
 torch.set_num_threads(2)
 cfg = dict(PRESETS["default"]); cfg["f_steps"] = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
 real, clean = Path("/work/shared/data/real_rainy"), Path("/work/shared/data/clean_scenes")

@@ -9,7 +9,8 @@ import torch, torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from ttl.config import PRESETS
 from ttl.models import RestorationNet
-from ttl.finetune import synthetic_pairs, validation_sets, finetune, Recipe, evaluate_model
+from ttl.finetune import synthetic_pairs, finetune, Recipe, evaluate_model
+from ttl.heldout import validation_sets
 torch.set_num_threads(2)
 cfg = dict(PRESETS["default"]); cfg["f_steps"] = 1000; cfg["f_val_every"] = 200
 clean = Path("/work/shared/data/clean_scenes")

@@ -25,7 +25,8 @@ import torch.nn as nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 import ttl.distill as D  # noqa: E402
 from ttl.config import PRESETS  # noqa: E402
-from ttl.finetune import Recipe, evaluate_model, finetune, synthetic_pairs, validation_sets  # noqa: E402
+from ttl.finetune import Recipe, evaluate_model, finetune, synthetic_pairs  # noqa: E402
+from ttl.heldout import validation_sets  # noqa: E402
 from ttl.models import RestorationNet, load_model  # noqa: E402
 
 torch.set_num_threads(2)

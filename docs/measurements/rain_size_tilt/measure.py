@@ -9,7 +9,7 @@ from ttl import ship
 from ttl.engine import TrainConfig, train
 from ttl.models import RestorationNet
 from ttl.train import LOSSES
-from ttl.evaluation import public_sets
+from ttl.heldout import public_sets
 from ttl.metrics import rain_amount, psnr, bias_y
 
 torch.set_num_threads(2)
