@@ -216,7 +216,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    from .config import PRESETS, find_data_dir, resolve_config, write_json
+    from .config import PRESETS, find_data_dir, git_revision, resolve_config, write_json
     from .heldout import validation_sets
 
     p = argparse.ArgumentParser(prog="python -m ttl.transfer", description=__doc__.split("\n\n")[0])
@@ -243,7 +243,9 @@ def _main(argv: Sequence[str] | None = None) -> None:
     context = bool(cfg.get("context", False))
     result = diagnose(cfg, a.seed, student, checkpoints, sets, context, rows=tuple(checkpoints))
     out = Path(a.out or res / f"transfer_diagnosis_{a.preset}.json")
-    write_json(out, {"preset": a.preset, "data": str(data), **result})
+    # its own revision and the revision of the study run it diagnoses (they differ when the code moved on since)
+    write_json(out, {"preset": a.preset, "data": str(data), "git_revision": git_revision(),
+                     "run_revision": rec.get("git_revision"), **result})
     print(summary(result))
     print(f"wrote {out}")
 
