@@ -41,6 +41,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_batch": 4,
         "t1_steps": 4,
         "t2_steps": 4,
+        "t1_lr": 5e-4,  # T1's learning rate (2e-3 collapsed or spiked: docs/measurements/t1_stability)
+        "t2_lr": 2e-3,
         "t_scenes": 16,
         "t_eval": 16,
         # notebook 03: distillation
@@ -113,6 +115,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_batch": 8,
         "t1_steps": 1500,
         "t2_steps": 700,
+        "t1_lr": 5e-4,  # T1's learning rate (2e-3 collapsed or spiked: docs/measurements/t1_stability)
+        "t2_lr": 2e-3,
         "t_scenes": 1024,
         "t_eval": 128,
         "s_width": 8,
@@ -180,6 +184,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "t_batch": 32,
         "t1_steps": 30000,
         "t2_steps": 60000,
+        "t1_lr": 5e-4,  # T1's learning rate (2e-3 collapsed or spiked: docs/measurements/t1_stability)
+        "t2_lr": 2e-3,
         "t_scenes": 20000,
         "t_eval": 1000,
         "s_width": 24,
@@ -319,6 +325,17 @@ def data_source(**folders: str | os.PathLike | None) -> dict[str, Any]:
 STUDY_OUTPUTS = ("results", "figures", "weights", "notebooks/*.ipynb", "README.md")
 
 
+def _bf16(device) -> bool | None:
+    import torch
+
+    from .engine import bf16_supported
+
+    try:
+        return bf16_supported(torch.device(device))
+    except (RuntimeError, TypeError):  # e.g. a device name torch does not know
+        return None
+
+
 def git_revision(repo: str | os.PathLike | None = None) -> str:
     """The checkout's commit, with ``-dirty`` when anything but the study's own outputs (:data:`STUDY_OUTPUTS`: the
     executed notebooks, results, figures, shipped weights and the README's results block, which each notebook of a
@@ -421,6 +438,8 @@ def run_record(notebook: str, config: Mapping[str, Any], seed: int, device: str,
             "platform": platform.platform(),
             "device": device,
             "threads": torch.get_num_threads(),
+            # the engine's bf16 autocast runs where the device has native bf16 (numbers differ from an fp32 run)
+            "bf16_autocast": _bf16(device),
         },
         "data_manifest": manifest,
     }

@@ -224,12 +224,12 @@ def train_teachers(cfg: dict, seed: int, device: str, run_root, real_dir=None, c
                 "val_roc_auc": evaluate_recognition(m, t1_test, n=min(64, cfg["t_eval"]))["roc_auc"]}),
             "t2": (RestorationNet, t2_data, scattering_step, cfg["t2_steps"], lambda m: {
                 "val_psnr_y": evaluate_scattering(m, t2_test, n=min(32, cfg["t_eval"]))["mean_psnr_y"]})}
-    for name, (cls, data, step, steps, val) in jobs.items():
+    for name, (cls, data, step, steps, val) in jobs.items():  # learning rates: the preset's t1_lr, t2_lr
         run_dir = Path(run_root) / name
         torch.manual_seed(seed)
         model = cls(width=cfg["t_width"], depth=cfg["t_depth"],
                     **({"context": cfg["context"]} if cls is RestorationNet else {}))
-        tc = TrainConfig(steps=steps, batch=cfg["t_batch"], lr=2e-3, val_every=max(1, steps // 5),
+        tc = TrainConfig(steps=steps, batch=cfg["t_batch"], lr=cfg[f"{name}_lr"], val_every=max(1, steps // 5),
                          ckpt_every=max(1, steps // 5), seed=seed, device=device, progress=progress, desc=name)
         out[f"{name}_log"] = train(model, data, step, tc, run_dir=run_dir, validate=val, resume=resume)
         out[name] = model.cpu().eval()
