@@ -78,6 +78,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,  # Syn2Real's weight of the GP loss
         "f_reset_head": True,  # pretrained rows start from a zero (identity) output head, like scratch rows
+        "f_rescale_start": True,  # pretrained rows start with each layer at a fresh network's output scale
         # notebook 05: real-world evaluation
         "e_n_test": 4,  # test crops of the bundled photographs (synthetic and realistic rain on the same crops)
         "e_test_size": 48,
@@ -148,6 +149,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,
         "f_reset_head": True,
+        "f_rescale_start": True,
         "e_n_test": 48,
         "e_test_size": 192,
         "e_real_size": 384,
@@ -217,6 +219,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_lr": 2e-3,
         "f_gp_weight": 0.0015,
         "f_reset_head": True,
+        "f_rescale_start": True,
         "e_n_test": 200,
         "e_test_size": 384,
         "e_real_size": 0,

@@ -48,7 +48,7 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     chosen learning rate and the x1 point). Returns ``{"points": [{"budget", "t1_auc", "t2_gain_db", "runs"}...]}``
     where ``runs`` are per-draw results like ``out["runs"]["ttl"]``, the x1 point being ``ttl`` itself."""
     from .distill import distil, load_teachers
-    from .finetune import checkpoint_name, evaluate_model, finetune, selection_scores
+    from .finetune import checkpoint_name, evaluate_model, finetune, prepare_start, selection_scores, start_batch
     from .models import build_model, save_model
     from .teachers import train_teachers
 
@@ -56,6 +56,7 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     r = out["rows"]["ttl"]
     lr = out["search"]["ttl"]["lr"]
     pairs = out["pairs"]
+    calib = start_batch(pairs)
     small = out["val_select"]  # the crops that chose every checkpoint of notebook 04; out["val"] reports
     if cfg["f_dose_draws"] > len(out["runs"]["ttl"]) - 1:
         raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} needs at least {cfg['f_dose_draws'] + 1} ttl draws "
@@ -80,11 +81,10 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
             torch.manual_seed(seed + k)
             model = build_model(d.student.spec)
             model.load_state_dict(state)
-            if cfg["f_reset_head"]:
-                nn.init.zeros_(model.head.weight)
-                nn.init.zeros_(model.head.bias)
+            scale = prepare_start(model, cfg, calib, seed + k)  # as run_finetuning prepares ttl's start
             log = finetune(model, pairs, r, cfg, seed + k, device, root / "finetune" / f"lr{lr:g}" / f"seed{k}",
                            validate=lambda m: selection_scores(m, small), resume=resume, progress=progress, lr=lr)
+            log["start_scale"] = scale
             model = model.cpu().eval()
             ckpt = out_dir / "checkpoints" / checkpoint_name(f"ttl-dose-x{factor:g}", k)
             save_model(ckpt, model, recipe=f"ttl-dose-x{factor:g}", seed=seed + k, lr=lr, step=log["best"]["step"])

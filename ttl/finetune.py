@@ -34,6 +34,13 @@ row                     what it is
 The paired synthetic training set is *fixed* (rendered once, like a dataset on disk: a minority means fewer distinct
 rainy images, not fewer steps); its rain amount spans rain-free, light and heavy (``f_rain``), so that a network
 learns how much to remove instead of a fixed darkening; training draws random crops and flips from it.
+Every pretrained start (the rows whose ``init`` is not ``scratch...``) is prepared by :func:`prepare_start`: its
+output head is zeroed (``f_reset_head``: the identity, where every scratch row starts) and each layer is rescaled to
+the output scale of the same layer in a fresh network (``f_rescale_start``, :func:`ttl.models.match_layer_scale`).
+The distilled student's deep activations are about 200x a fresh network's (its features are distilled towards
+standardised targets), which made its fine-tuning unstable: one minority draw of the committed run of 1765cbc fell
+from 21 to 19 dB and never recovered (docs/measurements/start_scale).
+
 Minorities are nested for one seed (the 1 % pairs are among the 5 %, which are among the 10 %) and differ between
 seeds (a seed is a minority draw). No clean image of the real domain reaches any of this: the real-domain streams
 (Syn2Real's, the masked-denoising pretraining's) are :class:`ttl.datasets.RealDomainUnlabeled`, checked with
@@ -65,7 +72,7 @@ from .utils import generator, seed_of
 __all__ = ["Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
            "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning", "example_rows",
            "recipe_steps", "patch_schedule", "ROLES", "SELECT_DOMAINS", "SELECT_KEY", "selection_scores",
-           "masked_denoising_step", "ssl_pretrain"]
+           "masked_denoising_step", "ssl_pretrain", "start_batch", "prepare_start"]
 
 
 def pct(fraction: float) -> str:
@@ -632,16 +639,17 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     if any(r.semi for r in rows):  # a fixed pool, like a folder of unlabeled photographs (rendered once)
         unlabeled = UnlabeledPool(unlabeled)
 
+    calib = start_batch(pairs)  # sets every pretrained start's layer scales (training inputs only)
+
     def train_one(r: Recipe, k: int, lr: float, run_dir: Path) -> tuple[nn.Module, dict]:
         s = seed + k
         torch.manual_seed(s)
         context = t2.spec.get("context", False) if r.context is None else r.context
         model = inits[r.init](context) if r.init == "scratch" else inits[r.init]()
-        if cfg["f_reset_head"] and not r.init.startswith("scratch"):
-            nn.init.zeros_(model.head.weight)  # start at the identity, as every scratch row does
-            nn.init.zeros_(model.head.bias)
+        scale = {} if r.init.startswith("scratch") else prepare_start(model, cfg, calib, s)
         log = finetune(model, pairs, r, cfg, s, device, run_dir, unlabeled=unlabeled if r.semi else None,
                        validate=validate, resume=resume, progress=progress, lr=lr)
+        log["start_scale"] = scale  # the per-layer factors prepare_start applied (empty for scratch rows)
         return model.cpu().eval().requires_grad_(True), log
 
     chosen: dict[str, float] = {}
@@ -683,6 +691,38 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
             "pretraining_logs": pre_logs, "starts": starts, "val": val, "val_select": small, "pairs": pairs,
             "manifest": {"pairs": pairs.manifest(), "unlabeled_real_domain": unlabeled.manifest(),
                          "student": str(student_path), "teachers": str(teachers_dir)}}
+
+
+def start_batch(pairs: FixedPairs, n: int = 16, size: int = 128, seed: int = 123) -> torch.Tensor:
+    """The batch that sets a pretrained start's layer scales (:func:`prepare_start`): centre ``size`` crops of ``n``
+    training inputs drawn with a fixed seed (training data only; nothing held out)."""
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randperm(len(pairs), generator=g)[:n].tolist()
+    crops = []
+    for i in idx:
+        x = pairs.rainy[i]
+        h, w = x.shape[-2:]
+        s = min(size, h, w)
+        crops.append(x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].float() / 255)
+    return torch.stack(crops)
+
+
+def prepare_start(model: nn.Module, cfg: dict, calib: torch.Tensor, seed: int) -> dict[str, float]:
+    """Make a pretrained network a fine-tuning start, in place: zero its output head (``f_reset_head``) and rescale
+    each layer to the output RMS of the same layer of a fresh network of its architecture initialised with ``seed``,
+    on ``calib`` (``f_rescale_start``; see :func:`start_batch`). The global random state is left as it was. Returns
+    the per-layer factors (empty when not rescaled)."""
+    from .models import build_model, match_layer_scale
+
+    if cfg["f_reset_head"] and hasattr(model, "head"):
+        nn.init.zeros_(model.head.weight)
+        nn.init.zeros_(model.head.bias)
+    if not cfg.get("f_rescale_start", False):
+        return {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = build_model(model.spec)
+    return match_layer_scale(model, fresh, calib)
 
 
 def run_path(out_dir, row: str, lr: float, draw: int):

@@ -11,7 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["UNet", "RestorationNet", "RecognitionNet", "Encoder", "Decoder", "Adapters", "build_model", "save_model", "load_model", "count_params",
-           "count_flops", "pad_to_multiple"]
+           "count_flops", "pad_to_multiple", "layer_rms", "match_layer_scale"]
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -247,6 +247,48 @@ def build_model(spec: dict) -> nn.Module:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind!r}; valid: {', '.join(MODEL_KINDS)}")
     return MODEL_KINDS[kind](**spec)
+
+
+_SCALED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
+
+
+@torch.no_grad()
+def layer_rms(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Output root mean square of every convolution and linear layer of ``model`` on ``x``, keyed by module name in
+    the order the layers ran."""
+    out: dict[str, float] = {}
+    hooks = [m.register_forward_hook(lambda mod, inp, o, name=name: out.__setitem__(name, float(o.float().pow(2).mean().sqrt())))
+             for name, m in model.named_modules() if isinstance(m, _SCALED)]
+    was_training = model.training
+    try:
+        model.eval()(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return out
+
+
+@torch.no_grad()
+def match_layer_scale(model: nn.Module, reference: nn.Module, x: torch.Tensor) -> dict[str, float]:
+    """Rescale ``model``'s layers in place, in the order they run, so that each one's output RMS on ``x`` equals that
+    of the same layer in ``reference`` (a network of the same architecture, e.g. a fresh initialisation): weight and
+    bias of a layer are multiplied by one factor, so every filter keeps its direction (a data-driven, LSUV-style
+    rescaling; the activations are not exactly homogeneous, so the function changes slightly beyond its scale).
+    Layers whose output is zero (a reset head) or that ``reference`` lacks are left alone. Returns the factors."""
+    target = layer_rms(reference, x)
+    mods = dict(model.named_modules())
+    factors: dict[str, float] = {}
+    for name in layer_rms(model, x):
+        now = layer_rms(model, x)[name]  # after the layers before it were rescaled
+        if now == 0 or not target.get(name):
+            continue
+        f = target[name] / now
+        mods[name].weight.mul_(f)
+        if mods[name].bias is not None:
+            mods[name].bias.mul_(f)
+        factors[name] = f
+    return factors
 
 
 def save_model(path, model: nn.Module, **meta):

@@ -183,6 +183,14 @@ def _finetune_section(m: dict) -> list[str]:
         out += ["", f"In words: {dose_trend(dose['table'])}; {dose_trend(dose['table'], 'realistic')}.", ""]
     if m.get("diagnosis"):
         out += ["Why (computed from the sweep, the ablations and the controls, `ttl.scores.diagnose`):", ""]
+        rms = (m.get("transfer_diagnosis") or {}).get("activation_rms") or {}
+        if {"distilled-raw", "distilled", "random"} <= set(rms):
+            deep = [k for k in rms["random"] if k.startswith("enc")][-1]
+            raw, rnd, now = (rms[k][deep] for k in ("distilled-raw", "random", "distilled"))
+            out += [f"- Pretrained starts are rescaled layer by layer to a fresh network's output scale on training "
+                    f"inputs (`f_rescale_start`, `ttl.finetune.prepare_start`): the distilled student's deepest encoder "
+                    f"stage ({deep}) ran at an activation RMS of {raw:.3g}, {raw / rnd:.0f}x a fresh network's "
+                    f"({rnd:.3g}); {now:.3g} after the rescaling."]
         out += [f"- {line}" for line in m["diagnosis"]] + [""]
     return out
 

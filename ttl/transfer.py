@@ -6,7 +6,8 @@ nothing trained (forward passes and closed-form probes only):
 
 - **weights** (:func:`weight_report`): the norm of every convolution at the start and the relative change
   ``||w_end - w_start|| / ||w_start||`` that fine-tuning made (the effective step size per layer);
-- **activations** (:func:`activation_rms`): the root mean square of every encoder and decoder stage's output;
+- **activations** (:func:`activation_rms`): the root mean square of every encoder and decoder stage's output, for
+  the distilled start as fine-tuning gets it (rescaled, :func:`ttl.finetune.prepare_start`) and before the rescaling;
 - **feature drift** (:func:`feature_cka`): linear CKA between a stage's features at the start and at the end of
   fine-tuning (1: the representation was kept up to a rotation and scale; near 0: replaced);
 - **what the features know about rain** (:func:`rain_probe`): a ridge regression from a stage's features (upsampled
@@ -137,48 +138,51 @@ def rain_probe(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Tensor
     return out
 
 
-def starts(cfg: dict, seed: int, student_path: str | Path, context: bool) -> dict[str, nn.Module]:
-    """The two starting points of notebook 04's minority rows for ``seed``, rebuilt exactly as
-    :func:`ttl.finetune.run_finetuning` builds them: ``distilled`` (notebook 03's student, output head reset when
-    ``f_reset_head``) and ``random`` (the seeded initialisation of the scratch rows)."""
+def starts(cfg: dict, seed: int, student_path: str | Path, context: bool, calib: torch.Tensor) -> dict[str, nn.Module]:
+    """The starting points of notebook 04's minority rows for ``seed``, rebuilt exactly as
+    :func:`ttl.finetune.run_finetuning` builds them: ``distilled`` (notebook 03's student made a start by
+    :func:`ttl.finetune.prepare_start` on the batch ``calib``: head reset, layers rescaled when ``f_rescale_start``),
+    ``distilled-raw`` (the student with its head reset only, the start before the rescaling; only when
+    ``f_rescale_start``) and ``random`` (the seeded initialisation of the scratch rows)."""
+    from .finetune import prepare_start
     from .models import RestorationNet, load_model
 
-    torch.manual_seed(seed)
+    out = {}
+    if cfg.get("f_rescale_start", False):
+        out["distilled-raw"] = _copy_start(load_model(student_path)[0], dict(cfg, f_rescale_start=False), calib, seed)
     distilled = load_model(student_path)[0]
-    if cfg["f_reset_head"]:
-        nn.init.zeros_(distilled.head.weight)
-        nn.init.zeros_(distilled.head.bias)
+    prepare_start(distilled, cfg, calib, seed)
     torch.manual_seed(seed)
     ref = distilled.spec
     random = RestorationNet(width=cfg["s_width"], depth=ref["depth"], blocks=ref["blocks"], context=context)
-    return {"distilled": distilled.eval(), "random": random.eval()}
+    return {"distilled": distilled.eval(), **out, "random": random.eval()}
 
 
-def _copy_start(model: nn.Module, cfg: dict) -> nn.Module:
+def _copy_start(model: nn.Module, cfg: dict, calib: torch.Tensor, seed: int) -> nn.Module:
+    from .finetune import prepare_start
     from .models import build_model
 
     m = build_model(model.spec)
     m.load_state_dict(model.state_dict())
-    if cfg["f_reset_head"] and hasattr(m, "head"):
-        nn.init.zeros_(m.head.weight)
-        nn.init.zeros_(m.head.bias)
+    prepare_start(m, cfg, calib, seed)
     return m.eval()
 
 
 def diagnose(cfg: dict, seed: int, student_path: str | Path, checkpoints: dict[str, str | Path],
-             sets: dict[str, dict[str, torch.Tensor]], context: bool, rows: Sequence[str] = ("ttl", "sup-minority"),
+             sets: dict[str, dict[str, torch.Tensor]], context: bool, calib: torch.Tensor, rows: Sequence[str] = ("ttl", "sup-minority"),
              extra_starts: dict[str, nn.Module] | None = None, start_of: dict[str, str] | None = None
              ) -> dict[str, Any]:
     """Every measure of this module for the starts of ``seed`` and the fine-tuned ``checkpoints`` (row name ->
     file): ``ttl`` is compared with the distilled start, a row named in ``start_of`` with that start (one of
-    ``extra_starts``, e.g. another distillation's student, output head reset like the distilled start), every other
+    ``extra_starts``, e.g. another distillation's student, made a start like the distilled one), every other
     row with the random one; the probe is run on every validation set of ``sets`` (``rainy``/``clean``; notebook 04's
-    validation renders)."""
+    validation renders); ``calib`` is the batch of training inputs that sets the starts' layer scales
+    (:func:`ttl.finetune.start_batch` of notebook 04's pairs)."""
     from .models import load_model
 
-    s = starts(cfg, seed, student_path, context)
+    s = starts(cfg, seed, student_path, context, calib)
     for name, m in (extra_starts or {}).items():
-        s[name] = _copy_start(m, cfg)
+        s[name] = _copy_start(m, cfg, calib, seed)
     ends = {r: load_model(checkpoints[r])[0] for r in rows if r in checkpoints}
     start_of = {r: (start_of or {}).get(r, "distilled" if r == "ttl" else "random") for r in ends}
     images = next(iter(sets.values()))["rainy"]
@@ -217,6 +221,7 @@ def summary(result: dict[str, Any]) -> str:
 
 def _main(argv: Sequence[str] | None = None) -> None:
     from .config import PRESETS, find_data_dir, git_revision, resolve_config, write_json
+    from .finetune import start_batch, synthetic_pairs
     from .heldout import validation_sets
 
     p = argparse.ArgumentParser(prog="python -m ttl.transfer", description=__doc__.split("\n\n")[0])
@@ -241,7 +246,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     sets = validation_sets(cfg, a.seed, clean_dir)
     sets = {k: sets[k] for k in ("synthetic", "realistic")}
     context = bool(cfg.get("context", False))
-    result = diagnose(cfg, a.seed, student, checkpoints, sets, context, rows=tuple(checkpoints))
+    calib = start_batch(synthetic_pairs(cfg, a.seed, "train", clean_dir))
+    result = diagnose(cfg, a.seed, student, checkpoints, sets, context, calib, rows=tuple(checkpoints))
     out = Path(a.out or res / f"transfer_diagnosis_{a.preset}.json")
     # its own revision and the revision of the study run it diagnoses (they differ when the code moved on since)
     write_json(out, {"preset": a.preset, "data": str(data), "git_revision": git_revision(),
