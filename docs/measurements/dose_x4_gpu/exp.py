@@ -24,14 +24,14 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
 from ttl import config as C  # noqa: E402
 from ttl.distill import distil  # noqa: E402
 from ttl.dose import dose_response, dose_table, teacher_quality  # noqa: E402
-from ttl.finetune import evaluate_model, finetune, recipes, selection_scores, synthetic_pairs  # noqa: E402
+from ttl.finetune import (evaluate_model, finetune, prepare_start, recipes, selection_scores,  # noqa: E402
+                          start_batch, synthetic_pairs)
 from ttl.heldout import split_validation, validation_sets  # noqa: E402
 from ttl.models import save_model  # noqa: E402
 from ttl.teachers import train_teachers  # noqa: E402
@@ -82,24 +82,24 @@ def main() -> None:
 
     def tune(name: str, init, k: int, lr: float) -> dict:
         torch.manual_seed(seed + k)
-        model = init()
+        model = init(seed + k)
         log = finetune(model, pairs, rows[name], cfg, seed + k, dev, root / name / f"seed{k}",
                        validate=lambda m: selection_scores(m, small), resume=True, lr=lr)
         model = model.cpu().eval()
         return {"seed": seed + k, "lr": lr, "step": log["best"]["step"], "log": {"best": log["best"]},
                 "val": evaluate_model(model, val)}
 
-    def from_student():
+    calib = start_batch(pairs)
+
+    def from_student(s: int):  # as ttl.finetune.run_finetuning prepares ttl's start (head reset, layers rescaled)
         from ttl.models import build_model
 
         m = build_model(d.student.spec)
         m.load_state_dict(student)
-        if cfg["f_reset_head"]:
-            nn.init.zeros_(m.head.weight)
-            nn.init.zeros_(m.head.bias)
+        prepare_start(m, cfg, calib, s)
         return m
 
-    def scratch():
+    def scratch(s: int):
         from ttl.models import RestorationNet
 
         return RestorationNet(width=cfg["s_width"], depth=t["t2"].spec["depth"], blocks=t["t2"].spec["blocks"],
