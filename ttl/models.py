@@ -11,7 +11,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["UNet", "RestorationNet", "RecognitionNet", "Encoder", "Decoder", "Adapters", "build_model", "save_model", "load_model", "count_params",
-           "count_flops", "pad_to_multiple", "layer_rms", "match_layer_scale"]
+           "count_flops", "pad_to_multiple", "layer_rms", "match_layer_scale", "WEIGHT_LAYERS"]
+
+
+WEIGHT_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)  # the weighted layers count_flops, layer_rms and ttl.transfer measure
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -83,7 +86,7 @@ def count_flops(model: nn.Module, size: int = 256, in_ch: int = 3) -> int:
         elif isinstance(mod, nn.Linear):
             total += 2 * out.numel() * mod.in_features
 
-    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, WEIGHT_LAYERS)]
     dev = next(model.parameters()).device
     was = model.training
     model.eval()
@@ -249,16 +252,13 @@ def build_model(spec: dict) -> nn.Module:
     return MODEL_KINDS[kind](**spec)
 
 
-_SCALED = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-
-
 @torch.no_grad()
 def layer_rms(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
     """Output root mean square of every convolution and linear layer of ``model`` on ``x``, keyed by module name in
     the order the layers ran."""
     out: dict[str, float] = {}
     hooks = [m.register_forward_hook(lambda mod, inp, o, name=name: out.__setitem__(name, float(o.float().pow(2).mean().sqrt())))
-             for name, m in model.named_modules() if isinstance(m, _SCALED)]
+             for name, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)]
     was_training = model.training
     try:
         model.eval()(x)

@@ -30,14 +30,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .imageops import luminance
+from .models import WEIGHT_LAYERS
 
 __all__ = ["weight_report", "activation_rms", "linear_cka", "feature_cka", "rain_probe", "starts", "diagnose"]
 
-_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-
-
 def _weights(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {n: m.weight.detach().double() for n, m in model.named_modules() if isinstance(m, _LAYERS)}
+    return {n: m.weight.detach().double() for n, m in model.named_modules() if isinstance(m, WEIGHT_LAYERS)}
 
 
 def weight_report(start: nn.Module, end: nn.Module | None = None) -> dict[str, dict[str, float]]:
@@ -144,18 +142,17 @@ def starts(cfg: dict, seed: int, student_path: str | Path, context: bool, calib:
     :func:`ttl.finetune.prepare_start` on the batch ``calib``: head reset, layers rescaled when ``f_rescale_start``),
     ``distilled-raw`` (the student with its head reset only, the start before the rescaling; only when
     ``f_rescale_start``) and ``random`` (the seeded initialisation of the scratch rows)."""
-    from .finetune import prepare_start
     from .models import RestorationNet, load_model
 
-    out = {}
+    student = load_model(student_path)[0]
+    out = {"distilled": _copy_start(student, cfg, calib, seed)}
     if cfg.get("f_rescale_start", False):
-        out["distilled-raw"] = _copy_start(load_model(student_path)[0], dict(cfg, f_rescale_start=False), calib, seed)
-    distilled = load_model(student_path)[0]
-    prepare_start(distilled, cfg, calib, seed)
+        out["distilled-raw"] = _copy_start(student, dict(cfg, f_rescale_start=False), calib, seed)
     torch.manual_seed(seed)
-    ref = distilled.spec
-    random = RestorationNet(width=cfg["s_width"], depth=ref["depth"], blocks=ref["blocks"], context=context)
-    return {"distilled": distilled.eval(), **out, "random": random.eval()}
+    ref = student.spec
+    out["random"] = RestorationNet(width=cfg["s_width"], depth=ref["depth"], blocks=ref["blocks"],
+                                   context=context).eval()
+    return out
 
 
 def _copy_start(model: nn.Module, cfg: dict, calib: torch.Tensor, seed: int) -> nn.Module:

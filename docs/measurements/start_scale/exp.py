@@ -34,47 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from ttl import config as C  # noqa: E402
 from ttl.finetune import evaluate_model, finetune, recipes, selection_scores, synthetic_pairs  # noqa: E402
 from ttl.heldout import split_validation, validation_sets  # noqa: E402
-from ttl.models import RestorationNet, load_model  # noqa: E402
+from ttl.models import RestorationNet, layer_rms, load_model, match_layer_scale  # noqa: E402
 from ttl.stats import draw_bootstrap  # noqa: E402
-
-_LAYERS = (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)
-
-
-@torch.no_grad()
-def layer_rms(model: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Output RMS of every convolution and linear layer of ``model`` on ``x``."""
-    out, hooks = {}, []
-    for name, m in model.named_modules():
-        if isinstance(m, _LAYERS):
-            hooks.append(m.register_forward_hook(
-                lambda mod, inp, o, name=name: out.__setitem__(name, float(o.float().pow(2).mean().sqrt()))))
-    try:
-        model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    return out
-
-
-@torch.no_grad()
-def rescale_like(model: nn.Module, fresh: nn.Module, x: torch.Tensor) -> dict[str, float]:
-    """Rescale each layer of ``model`` (forward order) so its output RMS on ``x`` matches ``fresh``'s; returns the
-    factors. The zeroed output head is left alone."""
-    target = layer_rms(fresh, x)
-    order = list(layer_rms(model, x))  # dict insertion order = the order the hooks fired = forward order
-    mods = dict(model.named_modules())
-    factors = {}
-    for name in order:
-        now = layer_rms(model, x)[name]
-        if now == 0 or target.get(name, 0) == 0:
-            continue
-        f = target[name] / now
-        mods[name].weight.mul_(f)
-        if mods[name].bias is not None:
-            mods[name].bias.mul_(f)
-        factors[name] = f
-    return factors
-
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -116,7 +77,7 @@ def main() -> None:
             return fresh(seed + k)
         m, _ = load_model(a.student)
         if kind == "distilled-rescaled":
-            rescale_like(m, fresh(seed + k), calib)
+            match_layer_scale(m, fresh(seed + k), calib)
         nn.init.zeros_(m.head.weight)
         nn.init.zeros_(m.head.bias)
         return m
