@@ -27,9 +27,10 @@
 # **Equal effort for every row** (Oliver et al., NeurIPS 2018; He et al., ICCV 2019). Every row trains with the same
 # engine, loss (`f_loss`), batch, crops and warm-up + cosine schedule: `f_steps` steps on all pairs, `f_steps_minority`
 # on a minority (small data peaks early). Every headline row and control searches the learning rate over the same grid
-# (`f_lr_grid`) on one seed at the headline fraction; every run, trial or not, validates every `f_val_every` steps and
-# ends with its best validation checkpoint (PSNR-Y averaged over synthetic and realistic validation crops); the chosen
-# learning rate then trains every seed. Rows that do not search take their parent's choice. Each row's role, draws and
+# (`f_lr_grid`), each value on the same first `f_search_draws` seeds at the headline fraction; every run, trial or not,
+# validates every `f_val_every` steps and ends with its best validation checkpoint (PSNR-Y averaged over synthetic and
+# realistic validation crops); the learning rate with the best mean over those draws wins, its trials are the row's
+# first seeds, and it trains the rest (a single draw chose `ttl`'s worst rate in the run of 281b2f9). Rows that do not search take their parent's choice. Each row's role, draws and
 # parent are defined once, in `ttl.finetune.recipes`, and written into the record:
 #
 # | row | role | weights start from | scenes | learning rate |
@@ -79,6 +80,7 @@ f_seeds = None
 f_steps = None
 f_steps_minority = None
 f_lr_grid = None
+f_search_draws = None
 f_dose = None
 f_loss = None
 
@@ -104,7 +106,7 @@ NAME = "04_finetuning"
 started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_draws=f_draws, f_seeds=f_seeds,
                                     f_steps=f_steps, f_steps_minority=f_steps_minority, f_lr_grid=f_lr_grid,
-                                    f_dose=f_dose, f_loss=f_loss))
+                                    f_search_draws=f_search_draws, f_dose=f_dose, f_loss=f_loss))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 synthetic_path = C.check_dir(synthetic_dir, "synthetic_dir")
 C.check_dir(public_dir, "public_dir")
@@ -116,7 +118,8 @@ res_dir, fig_dir = C.run_dirs(results_dir, figures_dir, NAME, preset)
 pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", 250,
               "display.max_colwidth", None)
 print(f"preset={preset} seed={seed} device={dev} fraction={cfg['f_fraction']} draws={cfg['f_draws']} "
-      f"seeds={cfg['f_seeds']} steps={cfg['f_steps']}/{cfg['f_steps_minority']} lr grid={cfg['f_lr_grid']} "
+      f"seeds={cfg['f_seeds']} steps={cfg['f_steps']}/{cfg['f_steps_minority']} lr grid={cfg['f_lr_grid']} x "
+      f"{cfg['f_search_draws']} draws "
       f"loss={cfg['f_loss']} student={student_file}")
 print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synthetic_dir " + str(synthetic_path)
                                                                         if synthetic_path else "procedural (fallback)"))
@@ -136,8 +139,9 @@ params = {n: r[0]["params"] for n, r in runs.items()}
 
 # %% [markdown]
 # ## 2. The learning-rate search
-# Every trial of every searched row: its best validation score and the step it was reached at (the full curves in
-# the figure; the star is the chosen trial's checkpoint). The chosen learning rate trains every seed of the row.
+# Every trial of every searched row: per draw, its best validation score and the step it was reached at, and the mean
+# over the draws that decides (the full curves in the figure, one line style per draw; the star is draw 0's chosen
+# checkpoint at the chosen rate). The chosen learning rate trains every other seed of the row.
 
 # %%
 search_tab = S.search_table(search)
@@ -179,8 +183,9 @@ display(comp)
 # ## 5. The pretraining dose-response
 # Teachers and distillation trained again at `f_dose` times their steps (the study's own, x1, is the headline `ttl`),
 # each student fine-tuned like `ttl` (its chosen learning rate, best validation checkpoint) on `f_dose_draws` minority
-# draws and compared with `sup-minority` on the same draws. The draws are 1, 2, ... at every budget: draw 0 is the lr
-# search's winning trial, which would favour x1, the budget the lr was searched at (the lr itself still does). If pretraining is what helps, `ttl - sup-minority` should
+# draws and compared with `sup-minority` on the same draws. They are the same draws at every budget, those after the lr
+# search's (`f_search_draws`, `f_search_draws + 1`, ...): the search's winning trials were chosen at x1 and would
+# favour it (the chosen lr itself still does). If pretraining is what helps, `ttl - sup-minority` should
 # grow with the budget and with the teachers' quality.
 
 # %%

@@ -142,7 +142,10 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
         assert v["role"] == expected[name].role
         if expected[name].tune:  # every searched row: the grid, every trial's curve, the chosen lr and step
             s = m4["search"][name]
-            assert [t["lr"] for t in s["trials"]] == grid and s["lr"] in grid and v["lr"] == s["lr"]
+            n = min(m4["config"]["f_search_draws"], expected[name].seeds)  # every lr on the same first draws
+            assert s["draws"] == n and [(t["lr"], t["draw"]) for t in s["trials"]] == [(g, k) for g in grid for k in range(n)]
+            assert s["lr"] in grid and v["lr"] == s["lr"] and set(s["mean_best"]) == {f"{g:g}" for g in grid}
+            assert s["mean_best"][f"{s['lr']:g}"] == max(s["mean_best"].values())  # the best mean over the draws wins
             assert all(len(t["curve"]) >= 1 for t in s["trials"]) and s["step"] == v["chosen_steps"][0]
             assert all({"val_synthetic_psnr_y", "val_realistic_psnr_y"} <= set(c) for t in s["trials"] for c in t["curve"])
         else:
@@ -151,8 +154,9 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     assert len(m4["models"]["ttl"]["checkpoints"]) == m4["config"]["f_draws"]
     dose = m4["dose"]
     assert [p["budget"] for p in dose["points"]] == sorted(m4["config"]["f_dose"] + [1.0])
-    # every budget runs the same draws, and not draw 0 (the lr search's winning trial at x1)
-    assert all(p["seeds"] == list(range(1, m4["config"]["f_dose_draws"] + 1)) for p in dose["points"])
+    # every budget runs the same draws, none of the lr search's (its winning trials were chosen at x1)
+    first = m4["config"]["f_search_draws"]
+    assert all(p["seeds"] == list(range(first, first + m4["config"]["f_dose_draws"])) for p in dose["points"])
     assert {r["set"] for r in dose["table"]} == {"synthetic", "realistic"}
     assert {"activation_rms", "probe_r2"} <= set(m4["transfer_diagnosis"])
     assert "student-target-ms" in m4["transfer_diagnosis"]["activation_rms"]

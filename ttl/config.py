@@ -63,16 +63,17 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_late": 0.25,
         "f_fraction": 0.25,  # the minority of the headline rows (of the training scenes)
         "f_sweep": [0.25, 0.5, 1.0],  # fractions of the sweep
-        "f_draws": 2,  # minority draws (seeds) of ttl and sup-minority
+        "f_draws": 3,  # minority draws (seeds) of ttl and sup-minority
         "f_seeds": 2,  # seeds of the other searched rows (sup-full, syn2real, the controls)
         "f_sweep_draws": 2,  # draws of the sweep's minority points
         "f_steps": 4,  # rows on all pairs
         "f_steps_minority": 3,  # rows on a minority (they peak early; checkpoints are chosen on validation)
         "f_val_every": 2,  # validation interval (steps) of fine-tuning: checkpoint selection
         "f_val_select": 4,  # validation crops per set that choose checkpoints and lr (at most half; the rest report)
-        "f_lr_grid": [5e-4, 5e-3],  # the learning rates every searched row tries (one seed); default/paper: 3
+        "f_lr_grid": [5e-4, 5e-3],  # the learning rates every searched row tries; default/paper: 3
+        "f_search_draws": 2,  # draws (seeds 0..) each lr is tried on; the best mean score wins
         "f_dose": [0.5],  # pretraining budgets (x the preset's t1/t2/d steps) of the dose-response, besides x1
-        "f_dose_draws": 1,  # ttl draws per dose-response budget (draws 1.. of f_draws; 0 won the lr search)
+        "f_dose_draws": 1,  # ttl draws per dose-response budget (the draws of f_draws after the lr search's)
         "f_batch": 4,
         "f_loss": "l1",
         "f_lr": 2e-3,
@@ -142,6 +143,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_val_every": 100,
         "f_val_select": 16,
         "f_lr_grid": [5e-4, 2e-3, 5e-3],
+        "f_search_draws": 2,  # one draw chose ttl's worst lr on average (docs/measurements/lr_two_draws)
         "f_dose": [0.25, 0.5],
         "f_dose_draws": 3,
         "f_batch": 16,
@@ -212,6 +214,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_val_every": 1000,
         "f_val_select": 64,
         "f_lr_grid": [5e-4, 2e-3, 5e-3],
+        "f_search_draws": 2,
         "f_dose": [0.25, 0.5, 2.0],
         "f_dose_draws": 3,
         "f_batch": 16,

@@ -4,7 +4,8 @@ of pretraining?
 For each budget factor of ``f_dose`` (besides x1, the study's own teachers and student), T1, T2 and the distillation
 are trained again with ``factor`` times their steps (``t1_steps``, ``t2_steps``, ``d_steps``; same data, seed and
 recipe), the student is fine-tuned like ``ttl`` (``ttl``'s chosen learning rate, searched at x1; best validation
-checkpoint) on ``f_dose_draws`` minority draws, draws 1.. at every budget (draw 0 is the search's winning trial), and
+checkpoint) on ``f_dose_draws`` minority draws, the same at every budget: those after the lr search's
+(``f_search_draws``, ``f_search_draws + 1``, ...; the search's trials would favour x1, where the lr was chosen), and
 compared with ``sup-minority`` on the same draws. Teacher quality is measured
 the same way at every budget: T1's ROC-AUC on held-out real rainy vs rain-free photographs' crops, T2's PSNR-Y gain
 over its degraded input on held-out real-domain images.
@@ -58,14 +59,13 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     pairs = out["pairs"]
     calib = start_batch(pairs)
     small = out["val_select"]  # the crops that chose every checkpoint of notebook 04; out["val"] reports
-    if cfg["f_dose_draws"] > len(out["runs"]["ttl"]) - 1:
-        raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} needs at least {cfg['f_dose_draws'] + 1} ttl draws "
-                         f"(f_draws is {len(out['runs']['ttl'])}): every budget runs draws 1.. that ttl and "
-                         "sup-minority ran")
+    first = out["search"]["ttl"].get("draws", 1)  # the draws after the lr search's: unbiased at every budget
+    draws = list(range(first, first + cfg["f_dose_draws"]))
+    if draws[-1] >= len(out["runs"]["ttl"]):
+        raise ValueError(f"f_dose_draws={cfg['f_dose_draws']} needs f_draws >= {draws[-1] + 1} (f_draws is "
+                         f"{len(out['runs']['ttl'])}, f_search_draws {first}): every budget runs draws {draws}, "
+                         "which ttl and sup-minority must have run")
     t1, t2 = load_teachers(teachers_dir)
-    # the same draws 1..f_dose_draws at every budget, x1 included; draw 0 is the lr search's winning trial, whose
-    # selection would favour the budget the lr was searched at (x1)
-    draws = list(range(1, cfg["f_dose_draws"] + 1))
     points = [{"budget": 1.0, **teacher_quality(t1, t2, cfg, seed, real_dir, clean_dir),
                "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")},
                "runs": [out["runs"]["ttl"][k] for k in draws]}]

@@ -3,7 +3,7 @@
 Every model here is a :class:`ttl.models.RestorationNet` trained by the same engine, loss (``f_loss``, L1 at every
 preset), batch, crops and warm-up + cosine schedule: ``f_steps`` steps on all pairs, ``f_steps_minority`` on a
 minority. Every row gets the same tuning effort (:func:`run_finetuning`): the headline rows and the controls search
-the learning rate over ``f_lr_grid`` on one seed, every run ends with the checkpoint of its best validation
+the learning rate over ``f_lr_grid`` on the first ``f_search_draws`` seeds (best mean score), every run ends with the checkpoint of its best validation
 (:data:`SELECT_KEY`, on validation data only), and rows that do not search take their parent's choice. Rows differ
 only in where the weights start, which pairs they see and, for the semi-supervised baseline, an extra loss on
 unlabeled real-domain images. Each row's role, draws and parent are defined once, in :func:`recipes`:
@@ -62,7 +62,7 @@ from torch.utils.data import Dataset
 from .config import folder_manifest
 from .datasets import FixedPairs, RealDomainUnlabeled, assert_unlabeled
 from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
-from .metrics import rain_amount
+from .metrics import ALL_METRICS, rain_amount
 from .rain import SyntheticRain, synthetic_preset, widened
 from .scenes import SPLITS, dead_leaves, load_photo, scene_split
 from .train import evaluate_pairs
@@ -368,7 +368,7 @@ class Recipe:
     init: str
     fraction: float | None = None
     role: str = "headline"
-    tune: bool = False  # searched over the preset's f_lr_grid (one seed, then the chosen lr trains every seed)
+    tune: bool = False  # searched over the preset's f_lr_grid (f_search_draws seeds; the chosen lr trains the rest)
     parent: str | None = None  # rows that do not search take this row's chosen learning rate (none: f_lr)
     seeds: int = 1  # minority draws (seed k of every minority row draws the same scenes)
     freeze_encoder: bool = False
@@ -497,9 +497,10 @@ def finetune(model: nn.Module, pairs: FixedPairs, recipe: Recipe, cfg: dict, see
 
 
 @torch.no_grad()
-def evaluate_model(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]], device: str = "cpu") -> dict:
-    """Per-image ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` of ``model`` (``None``: the rainy input) on
-    each validation set, with their means."""
+def evaluate_model(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]], device: str = "cpu",
+                   which: tuple[str, ...] = ALL_METRICS) -> dict:
+    """Per-image ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or those named in ``which``) of ``model``
+    (``None``: the rainy input) on each validation set, with their means."""
     out: dict[str, Any] = {}
     outputs: dict[tuple, torch.Tensor] = {}  # sets that share their rainy images (realistic, realistic_clean) run once
     for name, s in sets.items():
@@ -510,7 +511,7 @@ def evaluate_model(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]], d
                 with torch.no_grad():
                     outputs[key] = torch.cat([_restored(model, x[k:k + 16], device) for k in range(0, len(x), 16)])
             x = outputs[key]
-        m = evaluate_pairs(None, x, s["clean"], device, batch=16)
+        m = evaluate_pairs(None, x, s["clean"], device, batch=16, which=which)
         out[name] = {**{k: float(v.mean()) for k, v in m.items()}, "per_image": {k: v.tolist() for k, v in m.items()}}
     return out
 
@@ -528,7 +529,8 @@ def checkpoint_name(name: str, seed_index: int) -> str:
 def selection_scores(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]]) -> dict[str, float]:
     """Validation PSNR-Y on each of :data:`SELECT_DOMAINS` and their mean (:data:`SELECT_KEY`), which chooses
     checkpoints and learning rates."""
-    r = evaluate_model(model, {d: sets[d] for d in SELECT_DOMAINS if d in sets}, str(next(model.parameters()).device))
+    r = evaluate_model(model, {d: sets[d] for d in SELECT_DOMAINS if d in sets}, str(next(model.parameters()).device),
+                       which=("psnr_y",))  # the only metric that selects: SSIM would cost time for nothing
     out = {f"val_{d}_psnr_y": r[d]["psnr_y"] for d in r}
     out[SELECT_KEY] = sum(out.values()) / len(out)
     return out
@@ -579,9 +581,10 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
                    only: list[str] | None = None) -> dict[str, Any]:
     """Train every row of :func:`recipes` (or those named in ``only``) and score each on the validation sets.
 
-    Rows with ``tune`` first search the learning rate: one seed at each of ``f_lr_grid``, every trial's checkpoint
-    chosen by validation (:func:`selection_scores`); the lr whose chosen checkpoint scores highest trains the other
-    seeds (the search's own trial is seed 0). Other rows take their parent's lr. Every run ends with its best
+    Rows with ``tune`` first search the learning rate: the first ``f_search_draws`` draws (seeds) at each lr of
+    ``f_lr_grid``, every trial's checkpoint chosen by validation (:func:`selection_scores`); the lr whose chosen
+    checkpoints score highest on average over those draws trains the row's other seeds, and its search trials are
+    the row's first seeds. Other rows take their parent's lr. Every run ends with its best
     validation checkpoint. Seeds of a row are ``seed, seed + 1, ...``. Checkpoints go to
     ``{out_dir}/checkpoints/`` (see :func:`checkpoint_name`; each loads alone with
     :func:`ttl.models.load_model`), engine runs to ``{out_dir}/runs/<model>/...``. Returns ``{"rows": {name: recipe},
@@ -655,31 +658,35 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     chosen: dict[str, float] = {}
     search: dict[str, dict[str, Any]] = {}
     runs: dict[str, list[dict[str, Any]]] = {}
+    n_search = cfg["f_search_draws"]
     for r in rows:
-        first = None
+        kept: dict[int, tuple[nn.Module, dict]] = {}  # the chosen lr's search trials, reused as those draws
         if r.tune:
-            trials = []
+            n = min(n_search, r.seeds)
+            trials, found = [], {}
             for lr in cfg["f_lr_grid"]:
-                model, log = train_one(r, 0, lr, run_path(out_dir, r.name, lr, 0))
-                trials.append({"lr": lr, "best_step": log["best"]["step"], "best": log["best"]["value"],
-                               "curve": log["val"]})  # every validation: the selection key and each set's PSNR-Y
-                if first is None or log["best"]["value"] > first[1]["best"]["value"]:
-                    first = (model, log, lr)
-            chosen[r.name] = first[2]
-            search[r.name] = {"grid": list(cfg["f_lr_grid"]), "trials": trials, "lr": first[2],
-                              "step": first[1]["best"]["step"], "select": SELECT_KEY,
+                for k in range(n):
+                    model, log = train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
+                    trials.append({"lr": lr, "draw": k, "seed": seed + k, "best_step": log["best"]["step"],
+                                   "best": log["best"]["value"],
+                                   "curve": log["val"]})  # every validation: the selection key and each set's PSNR-Y
+                    found[(lr, k)] = (model, log)
+            mean_best = {lr: sum(t["best"] for t in trials if t["lr"] == lr) / n for lr in cfg["f_lr_grid"]}
+            lr = max(cfg["f_lr_grid"], key=lambda v: mean_best[v])  # ties: the first of the grid
+            kept = {k: found[(lr, k)] for k in range(n)}
+            del found
+            chosen[r.name] = lr
+            search[r.name] = {"grid": list(cfg["f_lr_grid"]), "draws": n, "trials": trials,
+                              "mean_best": {f"{v:g}": mean_best[v] for v in cfg["f_lr_grid"]}, "lr": lr,
+                              "step": kept[0][1]["best"]["step"], "select": SELECT_KEY,
                               "select_images": len(next(iter(small.values()))["rainy"]), "lr_source": "search"}
-            lr, source = first[2], "search"
         else:
             lr, source = _trial_lr(r, chosen, cfg)
             search[r.name] = {"lr": lr, "lr_source": source,
                               **({"grid": search[r.parent]["grid"]} if r.parent in chosen else {})}
         runs[r.name] = []
         for k in range(r.seeds):
-            if k == 0 and first is not None:
-                model, log = first[0], first[1]
-            else:
-                model, log = train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
+            model, log = kept.pop(k) if k in kept else train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
             ckpt = out_dir / "checkpoints" / checkpoint_name(r.name, k)
             if is_main():
                 save_model(ckpt, model, recipe=r.name, seed=seed + k, fraction=r.fraction, init=r.init, lr=lr,

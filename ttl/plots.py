@@ -271,15 +271,20 @@ def plot_val_curves(logs: dict[str, dict], path: str | Path, domains: Sequence[s
 
 def plot_search(search: dict[str, dict], path: str | Path, key: str = "val_select_psnr_y"):
     """The learning-rate search: one panel per searched row, every trial's validation curve (``key`` against
-    steps), the chosen trial's best checkpoint marked."""
+    steps; one colour per learning rate, one line style per draw), draw 0's best checkpoint at the chosen rate marked."""
     rows = [n for n, v in search.items() if v.get("trials")]
     fig, axes = plt.subplots(1, len(rows), figsize=(3.4 * len(rows), 3.2), sharey=True, squeeze=False)
+    styles = ("-", "--", ":", "-.")
     for ax, name in zip(axes[0], rows):
-        for t in search[name]["trials"]:
-            c = pd.DataFrame(t["curve"])
-            ax.plot(c["step"], c[key], marker="o", ms=2, lw=1.2 if t["lr"] == search[name]["lr"] else 0.8,
-                    label=f"lr {t['lr']:g}" + (" (chosen)" if t["lr"] == search[name]["lr"] else ""))
-            if t["lr"] == search[name]["lr"]:
+        v = search[name]
+        colours = {lr: f"C{i}" for i, lr in enumerate(v["grid"])}
+        for t in v["trials"]:
+            c, chosen, draw = pd.DataFrame(t["curve"]), t["lr"] == v["lr"], t.get("draw", 0)
+            mean = v.get("mean_best", {}).get(f"{t['lr']:g}", t["best"])
+            ax.plot(c["step"], c[key], marker="o", ms=2, lw=1.2 if chosen else 0.8, color=colours[t["lr"]],
+                    ls=styles[draw % len(styles)],
+                    label=f"lr {t['lr']:g}, mean {mean:.2f}" + (" (chosen)" if chosen else "") if draw == 0 else None)
+            if chosen and draw == 0:
                 ax.plot([t["best_step"]], [t["best"]], "k*", ms=10)
         ax.set(title=name, xlabel="step")
         ax.grid(alpha=0.3)

@@ -136,7 +136,8 @@ def _finetune_section(m: dict) -> list[str]:
            f"{c['f_steps']} steps on all pairs, {c.get('f_steps_minority', c['f_steps'])} on a minority, batch "
            f"{c['f_batch']}, {c['f_patch']} px crops, {c['f_loss'].upper()} loss, from {pairs.get('pairs', '?')} fixed "
            f"synthetic pairs of {pairs.get('scenes', '?')} training scenes; minority = {100 * c['f_fraction']:g} % of the "
-           f"scenes. Headline rows and controls searched the learning rate over {{{grid}}} on one seed; every run ends "
+           f"scenes. Headline rows and controls searched the learning rate over {{{grid}}} on "
+           f"{c.get('f_search_draws', 1)} draw(s), choosing the best mean; every run ends "
            "with its best validation checkpoint. Held-out **validation** crops (disjoint from the crops that chose "
            "checkpoints and learning rates), mean over seeds [95 % CI over images]; realistic rain against its "
            "streak-free target (and, last column, against the clean scene):", "",

@@ -153,14 +153,23 @@ def results_table(rows: dict[str, Recipe], scores: dict[str, dict], params: dict
 
 
 def search_table(search: dict[str, dict]):
-    """The learning-rate search as a table: per searched row and trial, the lr, the best validation score
-    (:data:`ttl.finetune.SELECT_KEY`) and the step it was reached at; ``chosen`` marks the row's choice."""
+    """The learning-rate search as a table: per searched row and lr, each draw's best validation score
+    (:data:`ttl.finetune.SELECT_KEY`) with the step it was reached at, ``best (step)``, and their mean, which decides;
+    ``chosen`` marks the row's choice."""
     import pandas as pd
 
-    return pd.DataFrame([{"row": n, "lr": f"{t['lr']:g}", "best step": t["best_step"],
-                          "best validation PSNR-Y (synthetic + realistic) / 2": round(t["best"], 3),
-                          "chosen": "yes" if t["lr"] == v["lr"] else ""}
-                         for n, v in search.items() if v.get("trials") for t in v["trials"]])
+    lines = []
+    for n, v in search.items():
+        for lr in v.get("grid", []) if v.get("trials") else []:
+            trials = [t for t in v["trials"] if t["lr"] == lr]
+            line = {"row": n, "lr": f"{lr:g}"}
+            for t in trials:
+                line[f"draw {t.get('draw', 0)}: best (step)"] = f"{t['best']:.3f} ({t['best_step']})"
+            line["mean best validation PSNR-Y (synthetic + realistic) / 2"] = round(
+                sum(t["best"] for t in trials) / len(trials), 3)
+            line["chosen"] = "yes" if lr == v["lr"] else ""
+            lines.append(line)
+    return pd.DataFrame(lines).fillna("")
 
 
 def sweep_points(rows: dict[str, Recipe], scores: dict[str, dict], metric: str = "psnr_y"):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from .engine import TrainConfig, train
-from .metrics import image_metrics
+from .metrics import ALL_METRICS, image_metrics
 from .utils import resolve_device
 
 __all__ = ["fit_restorer", "evaluate_pairs", "LOSSES"]
@@ -50,14 +50,14 @@ def fit_restorer(model: nn.Module, data: Dataset, steps: int, batch: int = 8, lr
 
 @torch.no_grad()
 def evaluate_pairs(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Tensor, device: str = "auto",
-                   batch: int = 8) -> dict[str, torch.Tensor]:
-    """Per-image ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` of ``model(rainy)`` against ``clean``
-    (``model=None`` scores the rainy input itself)."""
+                   batch: int = 8, which: tuple[str, ...] = ALL_METRICS) -> dict[str, torch.Tensor]:
+    """Per-image ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or the metrics named in ``which``) of
+    ``model(rainy)`` against ``clean`` (``model=None`` scores the rainy input itself)."""
     dev = resolve_device(device)
     outs: dict[str, list[torch.Tensor]] = {}
     for k in range(0, len(rainy), batch):
         x = rainy[k:k + batch]
         pred = x if model is None else model.to(dev).eval()(x.to(dev)).float().cpu().clamp(0, 1)
-        for name, v in image_metrics(pred, clean[k:k + batch]).items():
+        for name, v in image_metrics(pred, clean[k:k + batch], which=which).items():
             outs.setdefault(name, []).append(v)
     return {k: torch.cat(v) for k, v in outs.items()}
