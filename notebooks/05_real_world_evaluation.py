@@ -93,7 +93,8 @@ checkpoints = E.finetuned_checkpoints(ft_dir)
 niqe_model = load_official_niqe_params(niqe_params) if niqe_params else default_niqe_model()
 roles = E.finetuned_roles(ft_dir)  # each row's role, as notebook 04 recorded it (ttl.finetune.recipes)
 headline = [n for n in checkpoints if roles[n] == "headline"]
-# scored on the public pairs and the real photographs too; controls, ablations and the sweep on the test renders only
+# scored on the public pairs, the second test set (`bundled_...`) and the real photographs too; controls, ablations and
+# the sweep on the main test renders only
 extended = [n for n in checkpoints if roles[n] in E.SCORED_EVERYWHERE]
 pd.set_option("display.max_rows", None, "display.max_columns", None, "display.width", 250,
               "display.max_colwidth", None)  # tables are shown whole; the long ones are summarised, CSVs hold all

@@ -3,7 +3,7 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
-from ttl.metrics import image_metrics, psnr, quantize, rgb_to_y, ssim
+from ttl.metrics import Target, bias_y, image_metrics, psnr, quantize, rgb_to_y, ssim
 
 
 def _pair(seed=0, h=48, w=40):
@@ -87,3 +87,26 @@ def test_rain_amount_splits_pairs_by_how_much_brighter_the_rain_made_them():
     assert rain_amount(clean, clean) == "none"
     assert rain_amount(clean + 5 / 255, clean) == "light"
     assert rain_amount(clean + (LIGHT_RAIN_MAX + 5) / 255, clean) == "heavy"
+
+
+@pytest.mark.parametrize("crop", [0, 3])
+def test_image_metrics_and_a_cached_target_give_the_plain_functions_values_bit_for_bit(crop):
+    g = torch.Generator().manual_seed(5)
+    target = torch.rand(2, 3, 24, 20, generator=g)
+    t = Target(target, crop_border=crop)
+    for _ in range(2):  # the second prediction reuses the target's cached terms
+        pred = (target + 0.1 * torch.randn(2, 3, 24, 20, generator=g)).clamp(0, 1)
+        plain = {"psnr_y": psnr(pred, target, crop, True), "ssim_y": ssim(pred, target, crop, True),
+                 "psnr_rgb": psnr(pred, target, crop, False), "ssim_rgb": ssim(pred, target, crop, False),
+                 "bias_y": bias_y(pred, target, crop)}
+        for m in (image_metrics(pred, t, which=tuple(plain)), image_metrics(pred, target, crop, which=tuple(plain))):
+            assert set(m) == set(plain)
+            for k in plain:
+                assert torch.equal(m[k], plain[k]), k
+
+
+def test_image_metrics_refuses_mismatched_shapes_and_unknown_metrics():
+    with pytest.raises(ValueError, match="differ in shape"):
+        image_metrics(torch.rand(1, 3, 16, 16), Target(torch.rand(1, 3, 16, 17)))
+    with pytest.raises(ValueError, match="unknown metrics"):
+        image_metrics(torch.rand(1, 3, 16, 16), torch.rand(1, 3, 16, 16), which=("lpips",))

@@ -145,7 +145,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_lr_grid": [5e-4, 2e-3, 5e-3],
         "f_search_draws": 2,  # one draw chose ttl's worst lr on average (docs/measurements/lr_two_draws)
         "f_dose": [0.25, 0.5],
-        "f_dose_draws": 3,
+        "f_dose_draws": 2,  # 3 did not fit the hour beside the 2-draw lr search (README ledger)
         "f_batch": 16,
         "f_loss": "l1",
         "f_lr": 2e-3,

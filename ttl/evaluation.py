@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .metrics import ALL_METRICS, image_metrics
+from .metrics import ALL_METRICS, Target, image_metrics
 from .progress import progress_bar
 from .scores import ci_text
 
@@ -72,9 +72,9 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
     brightness error) on every set. With a ``judge`` (:class:`ttl.realrain.RainJudge`): its rain left, scene kept and
     credited rain left on the ``real`` photographs (in ``noref``) and on the ``realistic`` set (``val["realistic"]
     ["judge"]``, for the ranking check; ``extended`` models only). Inference is tiled (:func:`ttl.inference.
-    derain_image`). ``extended``: the models scored on the public sets (``public/...``) and the ``real`` photographs
-    too (None: every model; the input always is); the others are scored on the remaining sets only, which saves
-    most of the time for ablations. Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
+    derain_image`). ``extended``: the models scored on the public sets (``public/...``), the second test set
+    (``bundled_...``) and the ``real`` photographs too (None: every model; the input always is); the others are
+    scored on the remaining sets only, which saves most of the time for ablations. Returns ``{name: [per-seed results]}`` shaped like notebook 04's runs
     (``result["val"][set]["per_image"][metric]``)."""
     from .inference import derain_image
     from .models import load_model
@@ -90,6 +90,7 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
             judged["realistic"] = judge.rain_left(sets["realistic"]["rainy"])
     jobs = [("input", None)] + [(n, p) for n, ps in checkpoints.items() for p in ps]
     out: dict[str, list[dict[str, Any]]] = {}
+    targets: dict[tuple[str, int], Target] = {}  # each target's quantised pixels and SSIM terms, once for every model
     for name, path in progress_bar(jobs, desc="evaluating", disable=not progress):
         model = None if path is None else load_model(path)[0].to(device)
 
@@ -101,15 +102,16 @@ def evaluate_checkpoints(checkpoints: dict[str, list[Path]], sets: dict[str, dic
         res: dict[str, Any] = {}
         full = path is None or extended is None or name in extended
         for set_name, s in sets.items():
-            if not full and set_name.startswith("public/"):
+            if not full and set_name.startswith(("public/", "bundled_")):
                 continue
             if id(s["rainy"]) not in derained:
                 derained[id(s["rainy"])] = run(s["rainy"])
             vals: dict[str, list[float]] = {}
             # the field scores Y; bias_y: the output's mean brightness error (darkening shows as negative)
             which = ("psnr_y", "ssim_y", "bias_y") if set_name.startswith("public/") else ALL_METRICS + ("bias_y",)
-            for pred, target in zip(derained[id(s["rainy"])], s["clean"]):
-                for k, v in image_metrics(pred[None], target[None], which=which).items():
+            for i, (pred, target) in enumerate(zip(derained[id(s["rainy"])], s["clean"])):
+                t = targets.setdefault((set_name, i), Target(target[None]))
+                for k, v in image_metrics(pred[None], t, which=which).items():
                     vals.setdefault(k, []).append(float(v[0]))
             res[set_name] = {**{k: float(np.mean(v)) for k, v in vals.items()}, "per_image": vals}
             if set_name in judged and set_name != "real" and full:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 __all__ = ["quantize", "rgb_to_y", "psnr", "ssim", "ssim_map", "bias_y", "rain_amount", "image_metrics", "METRIC_LABELS",
-           "ALL_METRICS", "LIGHT_RAIN_MAX", "amount_of_bias"]
+           "ALL_METRICS", "LIGHT_RAIN_MAX", "amount_of_bias", "Target"]
 
 METRIC_LABELS = {"psnr_y": "PSNR-Y (dB)", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB (dB)", "ssim_rgb": "SSIM-RGB",
                  "bias_y": "mean ΔY (grey levels)"}
@@ -125,15 +125,74 @@ def _gaussian_1d(size: int = 11, sigma: float = 1.5):
 ALL_METRICS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
-def image_metrics(pred: torch.Tensor, target: torch.Tensor, crop_border: int = 0,
+class Target:
+    """A batch of targets ``(B,3,H,W)`` scored against many predictions (every checkpoint of a study): its quantised
+    pixels, luma and SSIM target-side terms are computed once and reused by :func:`image_metrics`. The values are
+    those of the plain tensor, bit for bit."""
+
+    def __init__(self, target: torch.Tensor, crop_border: int = 0):
+        self.tensor = target if target.ndim == 4 else target[None]
+        self.crop_border = crop_border
+        self._cache: dict = {}
+
+    def get(self, y_channel: bool) -> torch.Tensor:
+        """The quantised (and for ``y_channel``, luma) target, cropped."""
+        if ("q", y_channel) not in self._cache:
+            q = quantize(self.tensor)
+            self._cache[("q", y_channel)] = _crop(rgb_to_y(q) if y_channel else q, self.crop_border)
+        return self._cache[("q", y_channel)]
+
+    def ssim_terms(self, y_channel: bool):
+        """``(y, mu_y, filter(y * y) - mu_y ** 2)`` as numpy arrays: the target's side of the SSIM formula."""
+        if ("s", y_channel) not in self._cache:
+            y = self.get(y_channel).cpu().numpy()
+            mu = _filter_valid(y)
+            self._cache[("s", y_channel)] = (y, mu, _filter_valid(y * y) - mu ** 2)
+        return self._cache[("s", y_channel)]
+
+
+def _crop(x: torch.Tensor, c: int) -> torch.Tensor:
+    return x[..., c:-c, c:-c] if c else x
+
+
+def image_metrics(pred: torch.Tensor, target: torch.Tensor | Target, crop_border: int = 0,
                   which: tuple[str, ...] = ALL_METRICS) -> dict[str, torch.Tensor]:
     """``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or those named in ``which``, ``bias_y`` too) per image for batches
-    ``(B,3,H,W)``. SSIM on RGB costs three times SSIM on Y: public benchmarks need only the Y columns."""
-    fns = {"psnr_y": lambda: psnr(pred, target, crop_border, True), "ssim_y": lambda: ssim(pred, target, crop_border, True),
-           "psnr_rgb": lambda: psnr(pred, target, crop_border, False),
-           "ssim_rgb": lambda: ssim(pred, target, crop_border, False),
-           "bias_y": lambda: bias_y(pred, target, crop_border)}
-    unknown = set(which) - set(fns)
+    ``(B,3,H,W)``; the same values as :func:`psnr`, :func:`ssim` and :func:`bias_y`, with the prediction quantised
+    once. ``target`` may be a :class:`Target` (then its ``crop_border`` applies), which caches its side across calls.
+    SSIM on RGB costs three times SSIM on Y: public benchmarks need only the Y columns."""
+    unknown = set(which) - {*ALL_METRICS, "bias_y"}
     if unknown:
-        raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(fns)}")
+        raise ValueError(f"unknown metrics {sorted(unknown)}; valid: {', '.join(ALL_METRICS + ('bias_y',))}")
+    t = target if isinstance(target, Target) else Target(target, crop_border)
+    pred = pred if pred.ndim == 4 else pred[None]
+    if pred.shape != t.tensor.shape:
+        raise ValueError(f"images differ in shape: {tuple(pred.shape)} vs {tuple(t.tensor.shape)}")
+    q = quantize(pred)
+    cache = {}
+
+    def get(y_channel: bool) -> torch.Tensor:
+        if y_channel not in cache:
+            cache[y_channel] = _crop(rgb_to_y(q) if y_channel else q, t.crop_border)
+        return cache[y_channel]
+
+    def psnr_(y_channel: bool) -> torch.Tensor:
+        mse = ((get(y_channel) - t.get(y_channel)) ** 2).flatten(1).mean(1)
+        return 10 * torch.log10(255.0 ** 2 / mse)
+
+    def ssim_(y_channel: bool) -> torch.Tensor:
+        x = get(y_channel)
+        if min(x.shape[-2:]) < 11:
+            raise ValueError(f"SSIM needs images of at least 11x11 px (after crop_border), got {tuple(x.shape[-2:])}")
+        x = x.cpu().numpy()
+        y, mu_y, syy = t.ssim_terms(y_channel)
+        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+        mu_x = _filter_valid(x)
+        sxx = _filter_valid(x * x) - mu_x ** 2
+        sxy = _filter_valid(x * y) - mu_x * mu_y
+        smap = torch.from_numpy(((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2)))
+        return smap.reshape(*smap.shape[:2], -1).mean(2).mean(1)
+
+    fns = {"psnr_y": lambda: psnr_(True), "ssim_y": lambda: ssim_(True), "psnr_rgb": lambda: psnr_(False),
+           "ssim_rgb": lambda: ssim_(False), "bias_y": lambda: (get(True) - t.get(True)).flatten(1).mean(1)}
     return {k: fns[k]() for k in which}
