@@ -105,3 +105,16 @@ def test_the_committed_records_come_from_a_clean_revision():
     for p in records:
         rev = json.loads(p.read_text())["git_revision"]
         assert len(rev) == 40 and not rev.endswith("-dirty"), (p, rev)
+
+
+def test_draw_settings_that_would_break_equal_search_effort_or_the_dose_response_are_refused():
+    for preset in PRESETS:  # every shipped preset is consistent
+        cfg = resolve_config(preset)
+        assert cfg["f_draws"] >= cfg["f_search_draws"] + cfg["f_dose_draws"] and cfg["f_seeds"] >= cfg["f_search_draws"]
+    with pytest.raises(ConfigError, match="at least 1 draw"):
+        resolve_config("smoke", {"f_search_draws": 0})
+    with pytest.raises(ConfigError, match="same number of draws"):
+        resolve_config("default", {"f_search_draws": 3})  # f_seeds is 2
+    with pytest.raises(ConfigError, match="draws after the lr search"):
+        resolve_config("default", {"f_draws": 3})  # 2 search draws + 2 dose draws
+    assert resolve_config("default", {"f_draws": 3, "f_dose": []})["f_draws"] == 3

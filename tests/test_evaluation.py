@@ -51,13 +51,14 @@ def test_every_checkpoint_is_scored_on_every_set_and_real_photo(tmp_path):
     assert len(speed) == 2 and (speed["CPU s/MP"] > 0).all()  # two architectures
 
 
-def test_models_outside_extended_skip_the_public_sets_and_real_photos(tmp_path):
+def test_models_outside_extended_skip_the_public_sets_the_second_test_set_and_real_photos(tmp_path):
     ck = E.finetuned_checkpoints(_ckpt_dir(tmp_path))
     x = [torch.rand(3, 24, 24, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    sets = {"synthetic": {"rainy": x, "clean": x[::-1]}, "public/a": {"rainy": x, "clean": x[::-1]}}
+    sets = {"synthetic": {"rainy": x, "clean": x[::-1]}, "public/a": {"rainy": x, "clean": x[::-1]},
+            "bundled_synthetic": {"rainy": x[::-1], "clean": x}}
     real = [torch.rand(3, 200, 200, generator=torch.Generator().manual_seed(2))]
     res = E.evaluate_checkpoints(ck, sets, real, "cpu", tile=32, overlap=8, progress=False, extended=["ttl"])
-    assert set(res["ttl"][0]["val"]) == set(res["input"][0]["val"]) == {"synthetic", "public/a"}
+    assert set(res["ttl"][0]["val"]) == set(res["input"][0]["val"]) == {"synthetic", "public/a", "bundled_synthetic"}
     assert set(res["sup-full"][0]["val"]) == {"synthetic"} and "noref" not in res["sup-full"][0]
     assert "noref" in res["ttl"][0] and "noref" in res["input"][0]
     scores = {n: S.model_scores(r, 20, 0) for n, r in res.items()}

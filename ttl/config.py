@@ -259,8 +259,24 @@ def resolve_config(preset: str, overrides: Mapping[str, Any] | None = None, **ex
         if key not in cfg:
             raise ConfigError(f"unknown setting {key!r} for preset {preset!r}; valid settings: {', '.join(sorted(cfg))}")
         cfg[key] = type(cfg[key])(value) if isinstance(cfg[key], (int, float)) and not isinstance(value, bool) else value
+    _check_draws(cfg)
     cfg["preset"] = preset
     return cfg
+
+
+def _check_draws(cfg: dict[str, Any]) -> None:
+    """The lr search runs ``f_search_draws`` draws of every searched row, and the dose-response the ``f_dose_draws``
+    after them: refuse settings that would search rows on different numbers of draws or run out of draws."""
+    n, seeds, draws = cfg["f_search_draws"], cfg["f_seeds"], cfg["f_draws"]
+    if n < 1:
+        raise ConfigError(f"f_search_draws={n}: the lr search needs at least 1 draw")
+    if seeds < n or draws < n:
+        raise ConfigError(f"f_search_draws={n} exceeds f_seeds={seeds} or f_draws={draws}: every searched row must "
+                          "try each lr on the same number of draws; lower f_search_draws or raise the seeds")
+    if cfg["f_dose"] and (cfg["f_dose_draws"] < 1 or draws < n + cfg["f_dose_draws"]):
+        raise ConfigError(f"f_dose_draws={cfg['f_dose_draws']} needs 1 <= f_dose_draws <= f_draws - f_search_draws "
+                          f"(= {draws - n}): the dose-response runs the draws after the lr search's; lower it, raise "
+                          "f_draws, or set f_dose=[] to skip the dose-response")
 
 
 def check_dir(path: str | os.PathLike | None, name: str) -> Path | None:

@@ -43,7 +43,7 @@ def finetuned_checkpoints(finetuning_dir) -> dict[str, list[Path]]:
     return out
 
 
-SCORED_EVERYWHERE = ("headline", "evidence")  # roles scored on the public pairs and real photographs too
+SCORED_EVERYWHERE = ("headline", "evidence")  # roles scored on the public pairs, bundled_ sets and real photos too
 
 
 def _finetuned_models(finetuning_dir) -> dict[str, dict]:

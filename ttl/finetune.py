@@ -672,6 +672,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
                                    "curve": log["val"]})  # every validation: the selection key and each set's PSNR-Y
                     found[(lr, k)] = (model, log)
             mean_best = {lr: sum(t["best"] for t in trials if t["lr"] == lr) / n for lr in cfg["f_lr_grid"]}
+            mean_best = {lr: -math.inf if math.isnan(v) else v for lr, v in mean_best.items()}  # a diverged trial loses
             lr = max(cfg["f_lr_grid"], key=lambda v: mean_best[v])  # ties: the first of the grid
             kept = {k: found[(lr, k)] for k in range(n)}
             del found

@@ -62,10 +62,11 @@ def main() -> None:
 
     trials = []
     for row in ("ttl", "sup-minority"):
+        recorded = {t.get("draw", 0) for t in rec["search"][row]["trials"]}  # one-draw records (before 8db6ecf): 0
         for t in rec["search"][row]["trials"]:
-            trials.append({"row": row, "lr": t["lr"], "draw": 0, "best": t["best"], "step": t["best_step"],
-                           "source": "study record"})
-        for k in a.draws:
+            trials.append({"row": row, "lr": t["lr"], "draw": t.get("draw", 0), "best": t["best"],
+                           "step": t["best_step"], "source": "study record"})
+        for k in [k for k in a.draws if k not in recorded]:
             for lr in cfg["f_lr_grid"]:
                 m = start(row, seed + k)
                 log = finetune(m, pairs, rows[row], cfg, seed + k, dev, out_dir / "runs" / row / f"lr{lr:g}" / f"seed{k}",
