@@ -42,18 +42,27 @@ def _prep(a: torch.Tensor, b: torch.Tensor, crop_border: int, y_channel: bool) -
     a, b = quantize(a), quantize(b)
     if y_channel:
         a, b = rgb_to_y(a), rgb_to_y(b)
-    if crop_border:
-        a = a[..., crop_border:-crop_border, crop_border:-crop_border]
-        b = b[..., crop_border:-crop_border, crop_border:-crop_border]
-    return a, b
+    return _crop(a, crop_border), _crop(b, crop_border)
+
+
+def _crop(x: torch.Tensor, c: int) -> torch.Tensor:
+    return x[..., c:-c, c:-c] if c else x
+
+
+def _psnr_q(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR per image of prepared (quantised, cropped) batches."""
+    mse = ((x - y) ** 2).flatten(1).mean(1)
+    return 10 * torch.log10(255.0 ** 2 / mse)
+
+
+def _bias_q(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return (x - y).flatten(1).mean(1)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
     """PSNR in dB per image (``(B,)``, or a scalar for ``(3,H,W)`` input); identical images give ``inf``."""
     squeeze = a.ndim == 3
-    x, y = _prep(a, b, crop_border, y_channel)
-    mse = ((x - y) ** 2).flatten(1).mean(1)
-    out = 10 * torch.log10(255.0 ** 2 / mse)
+    out = _psnr_q(*_prep(a, b, crop_border, y_channel))
     return out[0] if squeeze else out
 
 
@@ -61,8 +70,7 @@ def bias_y(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0) -> torch.Tens
     """Mean of ``Y(a) - Y(b)`` in 8-bit grey levels per image (``(B,)`` or a scalar): how much brighter (positive) or
     darker (negative) ``a`` is than ``b`` on average, on the same quantised luma as PSNR-Y."""
     squeeze = a.ndim == 3
-    x, y = _prep(a, b, crop_border, True)
-    out = (x - y).flatten(1).mean(1)
+    out = _bias_q(*_prep(a, b, crop_border, True))
     return out[0] if squeeze else out
 
 
@@ -84,22 +92,38 @@ def rain_amount(rainy: torch.Tensor, clean: torch.Tensor) -> str:
 
 def ssim(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
     """SSIM per image as ``ssim_index.m`` computes it (see the module doc); ``(B,)`` or a scalar."""
-    smap = ssim_map(a, b, crop_border, y_channel)
-    out = smap.reshape(*smap.shape[:2], -1).mean(2).mean(1)
+    out = _map_mean(ssim_map(a, b, crop_border, y_channel))
     return out[0] if a.ndim == 3 else out
+
+
+def _map_mean(smap: torch.Tensor) -> torch.Tensor:
+    """Per image: the mean of each channel's SSIM map, averaged over channels."""
+    return smap.reshape(*smap.shape[:2], -1).mean(2).mean(1)
 
 
 def ssim_map(a: torch.Tensor, b: torch.Tensor, crop_border: int = 0, y_channel: bool = True) -> torch.Tensor:
     """The local SSIM values that :func:`ssim` averages: ``(B, C, H - 10, W - 10)`` float64 (C = 1 on Y), the 11x11
     window's valid positions (the map of pixel ``(i, j)`` of the window's top-left corner)."""
     x, y = _prep(a, b, crop_border, y_channel)
+    return _ssim_map_q(x, _ssim_terms(y))
+
+
+def _ssim_terms(y: torch.Tensor):
+    """``(y, mu_y, filter(y * y) - mu_y ** 2)`` as numpy arrays: the target's side of the SSIM formula."""
+    y = y.cpu().numpy()
+    mu = _filter_valid(y)
+    return y, mu, _filter_valid(y * y) - mu ** 2
+
+
+def _ssim_map_q(x: torch.Tensor, terms) -> torch.Tensor:
+    """The SSIM map of a prepared prediction ``x`` against a target given by its :func:`_ssim_terms`."""
     if min(x.shape[-2:]) < 11:
         raise ValueError(f"SSIM needs images of at least 11x11 px (after crop_border), got {tuple(x.shape[-2:])}")
-    x, y = x.cpu().numpy(), y.cpu().numpy()
+    x = x.cpu().numpy()
+    y, mu_y, syy = terms
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_x, mu_y = _filter_valid(x), _filter_valid(y)
+    mu_x = _filter_valid(x)
     sxx = _filter_valid(x * x) - mu_x ** 2
-    syy = _filter_valid(y * y) - mu_y ** 2
     sxy = _filter_valid(x * y) - mu_x * mu_y
     return torch.from_numpy(((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2)))
 
@@ -145,14 +169,8 @@ class Target:
     def ssim_terms(self, y_channel: bool):
         """``(y, mu_y, filter(y * y) - mu_y ** 2)`` as numpy arrays: the target's side of the SSIM formula."""
         if ("s", y_channel) not in self._cache:
-            y = self.get(y_channel).cpu().numpy()
-            mu = _filter_valid(y)
-            self._cache[("s", y_channel)] = (y, mu, _filter_valid(y * y) - mu ** 2)
+            self._cache[("s", y_channel)] = _ssim_terms(self.get(y_channel))
         return self._cache[("s", y_channel)]
-
-
-def _crop(x: torch.Tensor, c: int) -> torch.Tensor:
-    return x[..., c:-c, c:-c] if c else x
 
 
 def image_metrics(pred: torch.Tensor, target: torch.Tensor | Target, crop_border: int = 0,
@@ -176,23 +194,10 @@ def image_metrics(pred: torch.Tensor, target: torch.Tensor | Target, crop_border
             cache[y_channel] = _crop(rgb_to_y(q) if y_channel else q, t.crop_border)
         return cache[y_channel]
 
-    def psnr_(y_channel: bool) -> torch.Tensor:
-        mse = ((get(y_channel) - t.get(y_channel)) ** 2).flatten(1).mean(1)
-        return 10 * torch.log10(255.0 ** 2 / mse)
-
     def ssim_(y_channel: bool) -> torch.Tensor:
-        x = get(y_channel)
-        if min(x.shape[-2:]) < 11:
-            raise ValueError(f"SSIM needs images of at least 11x11 px (after crop_border), got {tuple(x.shape[-2:])}")
-        x = x.cpu().numpy()
-        y, mu_y, syy = t.ssim_terms(y_channel)
-        c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-        mu_x = _filter_valid(x)
-        sxx = _filter_valid(x * x) - mu_x ** 2
-        sxy = _filter_valid(x * y) - mu_x * mu_y
-        smap = torch.from_numpy(((2 * mu_x * mu_y + c1) * (2 * sxy + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (sxx + syy + c2)))
-        return smap.reshape(*smap.shape[:2], -1).mean(2).mean(1)
+        return _map_mean(_ssim_map_q(get(y_channel), t.ssim_terms(y_channel)))
 
-    fns = {"psnr_y": lambda: psnr_(True), "ssim_y": lambda: ssim_(True), "psnr_rgb": lambda: psnr_(False),
-           "ssim_rgb": lambda: ssim_(False), "bias_y": lambda: (get(True) - t.get(True)).flatten(1).mean(1)}
+    fns = {"psnr_y": lambda: _psnr_q(get(True), t.get(True)), "ssim_y": lambda: ssim_(True),
+           "psnr_rgb": lambda: _psnr_q(get(False), t.get(False)), "ssim_rgb": lambda: ssim_(False),
+           "bias_y": lambda: _bias_q(get(True), t.get(True))}
     return {k: fns[k]() for k in which}
