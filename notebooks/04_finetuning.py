@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -44,7 +44,7 @@
 # | `sup-full-large` | evidence | scratch, teacher-sized | all | `sup-full`'s |
 # | `sup-full-no-context`, `sup-full-before` | evidence | `sup-full` without the context path; and also without the rain-free renders (as before the darkening fix) | all | `sup-full`'s |
 # | `t1-only`, `t2-only`, `no-distillation`, `frozen-encoder`, `ttl-target-ms` | ablation | one teacher; T2 itself; encoder frozen; distilled with the pre-fix feature loss | minority | `ttl`'s |
-# | `ttl@…`, `sup-minority@…` | sweep | the fraction sweep | 5 %, 10 % (`f_sweep_draws` draws), 100 % | `ttl`'s / `sup-minority`'s |
+# | `ttl@…`, `sup-minority@…` | sweep | the fraction sweep | the fractions of `f_sweep` (`f_sweep_draws` draws; 100 % once) | `ttl`'s / `sup-minority`'s |
 #
 # A seed is a **minority draw**: it fixes the minority's scenes (nested across fractions, different between seeds),
 # the data order and the scratch initialisation; seed *k* of every minority row shares its minority. Intervals of

@@ -15,6 +15,8 @@ SCENES_DIR = SHARED_DATA / "clean_scenes"
 PUBLIC_DIR = SHARED_DATA / "paired_public"
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# rendered sets cached by the tests (and the notebooks they run) stay out of the user's ~/.cache/ttl
+os.environ.setdefault("TTL_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="ttl-cache-"))
 
 
 def write_png(path: Path, arr: np.ndarray) -> Path:

@@ -59,8 +59,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from .cache import cached
 from .config import folder_manifest
 from .datasets import FixedPairs, RealDomainUnlabeled, assert_unlabeled
+from .imageops import to_uint8
 from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
 from .metrics import ALL_METRICS, rain_amount
 from .rain import SyntheticRain, synthetic_preset, widened
@@ -124,6 +126,15 @@ def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: i
     return out
 
 
+def _as_uint8(r: dict[str, Any]) -> dict[str, Any]:
+    """``r["rainy"]`` and ``r["clean"]`` as the 8-bit images :class:`FixedPairs` keeps (renders of one photograph keep
+    sharing its clean image), a quarter of the float size in memory and in the cache."""
+    memo: dict[int, torch.Tensor] = {}
+    for k in ("rainy", "clean"):
+        r[k] = [memo[id(t)] if id(t) in memo else memo.setdefault(id(t), to_uint8(t)) for t in r[k]]
+    return r
+
+
 def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, synthetic_dir=None) -> FixedPairs:
     """The paired synthetic set of ``split``, fixed like a dataset on disk.
 
@@ -160,17 +171,21 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
     if clean_dir is not None:
         paths = split_paths(clean_dir, split, "clean_dir")
         amounts = tuple(cfg["f_rain"]) if split == "train" else ("light", "heavy")
-        r = _render_photos(paths, cfg["photo_size"], seed, 17 + SPLITS.index(split),
-                           renders=cfg["f_renders"] if split == "train" else 1,
-                           crop=None if split == "train" else cfg["f_size"], amounts=amounts,
-                           tilt=cfg["f_tilt"] if split == "train" else 0.0)
+        files = folder_manifest(paths)
+        settings = dict(photo_size=cfg["photo_size"], seed=seed, tag=17 + SPLITS.index(split),
+                        renders=cfg["f_renders"] if split == "train" else 1,
+                        crop=None if split == "train" else cfg["f_size"], amounts=amounts,
+                        tilt=cfg["f_tilt"] if split == "train" else 0.0)
+        # notebooks 01 and 04 train on the same set: render it once (ttl.cache; keyed by files, settings and code)
+        r = cached("synthetic_pairs", {**settings, "files": files},
+                   lambda: _as_uint8(_render_photos(paths, **settings)))
         out = FixedPairs(r["rainy"], r["clean"], r["scenes"], patch, seed,
                          {"source": "clean_dir", "split": split, "photo_size": cfg["photo_size"],
                            "renders_per_scene": cfg["f_renders"] if split == "train" else 1,
                           "rain": f"synthetic, amounts cycling {'/'.join(amounts)}",
                           "tilt_deg": cfg["f_tilt"] if split == "train" else 0.0,
                           "amounts": {a: r["amounts"].count(a) for a in amounts},
-                          "files": folder_manifest(paths)})
+                          "files": files})
         out.amounts = r["amounts"]
         return out
     n = cfg["f_pairs"] if split == "train" else cfg["f_val"]
