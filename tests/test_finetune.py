@@ -8,7 +8,7 @@ import torch
 
 from ttl import finetune as FT
 from ttl import heldout as H
-from ttl.config import resolve_config
+from ttl.config import ConfigError, resolve_config
 from ttl.datasets import RealDomainUnlabeled
 from ttl.models import RestorationNet
 
@@ -153,8 +153,8 @@ def test_recipes_hold_every_row_of_the_study():
     cfg = resolve_config("default")
     rows = {r.name: r for r in FT.recipes(cfg)}
     assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-minority-large", "ssl-minority",
-            "t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl-target-ms", "ttl@10pct",
-            "ttl@100pct", "sup-minority@10pct", "sup-full-no-context",
+            "t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl@5pct", "ttl@10pct",
+            "ttl@100pct", "sup-minority@5pct", "sup-minority@10pct", "sup-full-no-context",
             "sup-full-before"} == set(rows)
     # the before/after of the darkening fix: sup-full without the context path, and also without rain-free renders
     assert rows["sup-full-before"].rain == ("light", "heavy") and rows["sup-full-before"].context is False
@@ -168,7 +168,7 @@ def test_recipes_hold_every_row_of_the_study():
     assert len(grid) >= 3 and max(grid) / min(grid) >= 10 and min(grid) < cfg["f_lr"] < max(grid)
     assert rows["ttl"].seeds >= 5 and rows["sup-minority"].seeds >= 5
     assert all(rows[n].seeds >= 2 for n in ("sup-full", "syn2real"))  # compared on common draws (shares_draws)
-    assert all(rows[f"{b}@{p}"].seeds >= 2 for b in ("ttl", "sup-minority") for p in ("10pct",))
+    assert all(rows[f"{b}@{p}"].seeds >= 2 for b in ("ttl", "sup-minority") for p in ("5pct", "10pct"))
     # rows that do not search name a parent that does, and it comes first (its choice exists when they train)
     order = list(rows)
     for n, r in rows.items():
@@ -308,3 +308,12 @@ def test_scoring_runs_a_model_once_per_distinct_input_and_scores_as_before(cfg):
     for d in val:
         ref = evaluate_pairs(m, val[d]["rainy"], val[d]["clean"], "cpu", batch=16)
         assert got[d]["psnr_y"] == pytest.approx(float(ref["psnr_y"].mean()), abs=1e-5)
+
+
+def test_optional_rows_run_only_where_the_preset_names_them():
+    assert "ttl-target-ms" not in {r.name for r in FT.recipes(resolve_config("default"))}
+    assert "ttl-target-ms" in {r.name for r in FT.recipes(resolve_config("smoke"))}
+    on = resolve_config("default", {"f_optional_rows": ["ttl-target-ms"]})
+    assert "ttl-target-ms" in {r.name for r in FT.recipes(on)}
+    with pytest.raises(ConfigError, match="optional rows"):
+        FT.recipes(resolve_config("default", {"f_optional_rows": ["no-such-row"]}))

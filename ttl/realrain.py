@@ -36,6 +36,7 @@ filter can still pass as deraining on real photographs, and it has ranked models
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -138,16 +139,36 @@ def rain_logits(net: RainNet, images: Sequence[torch.Tensor]) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def _scene_pair(rainy: torch.Tensor, output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _work_size(rainy: torch.Tensor) -> int | None:
+    return SCENE_MAX if min(rainy.shape[-2:]) > SCENE_MAX else None
+
+
+# what scene_kept needs of an input, kept while the input tensor lives (every model and nuisance is measured against
+# the same inputs): id -> (weak reference, version counter, values)
+_INPUTS: dict[int, tuple[weakref.ref, int, dict[str, Any]]] = {}
+
+
+def _input_side(rainy: torch.Tensor) -> dict[str, Any]:
+    """The input's working-size image, streak-candidate mask, luminance gradients outside the mask and their
+    energies, computed once per input tensor (recomputed if the tensor changed in place)."""
     from .rainleft import _working as work
 
-    if rainy.shape != output.shape:
-        raise ValueError(f"scene_kept compares an output with its own input: shapes {tuple(rainy.shape)} and "
-                         f"{tuple(output.shape)} differ")
-    size = SCENE_MAX if min(rainy.shape[-2:]) > SCENE_MAX else None
-    a = work(rainy.detach().float().cpu().clamp(0, 1), size, crop=False)
-    b = work(output.detach().float().cpu().clamp(0, 1), size, crop=False)
-    return a, b
+    key = id(rainy)
+    hit = _INPUTS.get(key)
+    if hit is not None and hit[0]() is rainy and hit[1] == rainy._version:
+        return hit[2]
+    a = work(rainy.detach().float().cpu().clamp(0, 1), _work_size(rainy), crop=False)
+    top = luminance(rain_layer_estimate(a[None], 7))[0, 0]
+    mask = top > max(STREAK_MIN, float(torch.quantile(top.flatten(), STREAK_QUANTILE)))
+    mask = F.max_pool2d(mask[None, None].float(), 3, stride=1, padding=1)[0] > 0
+    ya, keep = luminance(a)[0].double(), ~mask[0]
+    grads = []
+    for d in (-1, -2):  # horizontal (along x), then vertical differences
+        k = keep[:, 1:] & keep[:, :-1] if d == -1 else keep[1:] & keep[:-1]
+        grads.append((d, k, float(ya.diff(dim=d)[k].pow(2).sum())))
+    out = {"a": a, "mask": mask, "grads": grads}
+    _INPUTS[key] = (weakref.ref(rainy, lambda _, k=key: _INPUTS.pop(k, None)), rainy._version, out)
+    return out
 
 
 def scene_kept(rainy: torch.Tensor, output: torch.Tensor) -> float:
@@ -156,22 +177,22 @@ def scene_kept(rainy: torch.Tensor, output: torch.Tensor) -> float:
     smallest of (1) SSIM-Y against the input whose streak candidates take the output's values and (2) the horizontal
     and (3) the vertical gradient energy of the output's luminance relative to the input's, outside the streak
     candidates (each capped at 1). 1: nothing but streak candidates changed; blur loses (2) or (3), darkening and
-    contrast loss lose (1)-(3), a flat image loses everything."""
+    contrast loss lose (1)-(3), a flat image loses everything. What depends on the input alone is computed once per
+    input tensor."""
     from .metrics import ssim_map
+    from .rainleft import _working as work
 
-    a, b = _scene_pair(rainy, output)
-    top = luminance(rain_layer_estimate(a[None], 7))[0, 0]
-    mask = top > max(STREAK_MIN, float(torch.quantile(top.flatten(), STREAK_QUANTILE)))
-    mask = F.max_pool2d(mask[None, None].float(), 3, stride=1, padding=1)[0] > 0
+    if rainy.shape != output.shape:
+        raise ValueError(f"scene_kept compares an output with its own input: shapes {tuple(rainy.shape)} and "
+                         f"{tuple(output.shape)} differ")
+    inp = _input_side(rainy)
+    a, mask = inp["a"], inp["mask"]
+    b = work(output.detach().float().cpu().clamp(0, 1), _work_size(rainy), crop=False)
     reference = torch.where(mask, b, a)  # the input, with the output's values wherever a streak may have been
     ssim = float(ssim_map(b[None], reference[None]).mean())
-    ya, yb, keep = luminance(a)[0].double(), luminance(b)[0].double(), ~mask[0]
-    ratios = []
-    for d in (-1, -2):  # horizontal (along x), then vertical differences
-        ga, gb = ya.diff(dim=d), yb.diff(dim=d)
-        k = keep[:, 1:] & keep[:, :-1] if d == -1 else keep[1:] & keep[:-1]
-        den = float(ga[k].pow(2).sum())
-        ratios.append(min(1.0, float(gb[k].pow(2).sum()) / den) if den > 0 else 1.0)
+    yb = luminance(b)[0].double()
+    ratios = [min(1.0, float(yb.diff(dim=d)[k].pow(2).sum()) / den) if den > 0 else 1.0
+              for d, k, den in inp["grads"]]
     return min(ssim, *ratios)
 
 

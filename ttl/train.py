@@ -57,7 +57,11 @@ def evaluate_pairs(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Te
     outs: dict[str, list[torch.Tensor]] = {}
     for k in range(0, len(rainy), batch):
         x = rainy[k:k + batch]
-        pred = x if model is None else model.to(dev).eval()(x.to(dev)).float().cpu().clamp(0, 1)
+        if model is not None:
+            x = x.to(dev)
+            if dev.type == "cpu":  # oneDNN convolutions are faster on channels-last tensors (same results to ~1e-6)
+                x = x.contiguous(memory_format=torch.channels_last)
+        pred = x if model is None else model.to(dev).eval()(x).float().cpu().clamp(0, 1)
         for name, v in image_metrics(pred, clean[k:k + batch], which=which).items():
             outs.setdefault(name, []).append(v)
     return {k: torch.cat(v) for k, v in outs.items()}
