@@ -43,7 +43,7 @@
 # | `ssl-minority` | control | student pretrained by masked denoising on the same unlabeled images, budget of T1 + T2 + distillation | minority | searched |
 # | `sup-full-large` | evidence | scratch, teacher-sized | all | `sup-full`'s |
 # | `sup-full-no-context`, `sup-full-before` | evidence | `sup-full` without the context path; and also without the rain-free renders (as before the darkening fix) | all | `sup-full`'s |
-# | `t1-only`, `t2-only`, `no-distillation`, `frozen-encoder`, `ttl-target-ms` | ablation | one teacher; T2 itself; encoder frozen; distilled with the pre-fix feature loss (`ttl-target-ms` only where `f_optional_rows` names it: not at `default`, for time) | minority | `ttl`'s |
+# | `t1-only`, `t2-only`, `no-distillation`, `frozen-encoder`, `ttl-target-ms` | ablation | one teacher; T2 itself; encoder frozen; distilled with the pre-fix feature loss (`ttl-target-ms` only where `f_optional_rows` names it, as every preset does) | minority | `ttl`'s |
 # | `ttl@…`, `sup-minority@…` | sweep | the fraction sweep | 5 %, 10 % (`f_sweep_draws` draws), 100 % | `ttl`'s / `sup-minority`'s |
 #
 # A seed is a **minority draw**: it fixes the minority's scenes (nested across fractions, different between seeds),

@@ -153,7 +153,7 @@ def test_recipes_hold_every_row_of_the_study():
     cfg = resolve_config("default")
     rows = {r.name: r for r in FT.recipes(cfg)}
     assert {"ttl", "sup-minority", "sup-full", "sup-full-large", "syn2real", "sup-minority-large", "ssl-minority",
-            "t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl@5pct", "ttl@10pct",
+            "t1-only", "t2-only", "no-distillation", "frozen-encoder", "ttl-target-ms", "ttl@5pct", "ttl@10pct",
             "ttl@100pct", "sup-minority@5pct", "sup-minority@10pct", "sup-full-no-context",
             "sup-full-before"} == set(rows)
     # the before/after of the darkening fix: sup-full without the context path, and also without rain-free renders
@@ -311,9 +311,8 @@ def test_scoring_runs_a_model_once_per_distinct_input_and_scores_as_before(cfg):
 
 
 def test_optional_rows_run_only_where_the_preset_names_them():
-    assert "ttl-target-ms" not in {r.name for r in FT.recipes(resolve_config("default"))}
-    assert "ttl-target-ms" in {r.name for r in FT.recipes(resolve_config("smoke"))}
-    on = resolve_config("default", {"f_optional_rows": ["ttl-target-ms"]})
-    assert "ttl-target-ms" in {r.name for r in FT.recipes(on)}
+    assert "ttl-target-ms" in {r.name for r in FT.recipes(resolve_config("default"))}
+    off = resolve_config("default", {"f_optional_rows": []})
+    assert "ttl-target-ms" not in {r.name for r in FT.recipes(off)}
     with pytest.raises(ConfigError, match="optional rows"):
         FT.recipes(resolve_config("default", {"f_optional_rows": ["no-such-row"]}))
