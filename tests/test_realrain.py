@@ -39,6 +39,16 @@ def test_scene_kept_is_high_when_only_streaks_change_and_low_for_the_nuisances()
         RR.scene_kept(rainy, clean[:, :64])
 
 
+def test_scene_kept_reuses_an_input_only_while_it_is_unchanged():
+    clean = _scene(2)
+    rainy = _rain(clean, 3)
+    first = RR.scene_kept(rainy, clean)
+    assert RR.scene_kept(rainy, clean) == first  # the cached input side gives the same value
+    assert RR.scene_kept(rainy.clone(), clean) == first  # as a fresh tensor with the same pixels does
+    rainy += 0.2  # changed in place: its input side is computed again, as for a new tensor with these pixels
+    assert RR.scene_kept(rainy, clean) == RR.scene_kept(rainy.clone(), clean) != first
+
+
 def test_the_rain_network_learns_streaks_and_the_judge_floors_its_log_odds():
     rainy = [_rain(_scene(s, 96), 100 + s) for s in range(6)]
     clean = [_scene(50 + s, 96) for s in range(6)]

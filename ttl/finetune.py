@@ -399,7 +399,8 @@ class Recipe:
             raise ValueError(f"{self.name}: a row either searches its learning rate (tune) or takes its parent's")
 
 
-# rows a preset runs only when its ``f_optional_rows`` names them (the default study leaves them out for time)
+# rows a run may leave out for time: they run only when the preset's ``f_optional_rows`` names them (every preset
+# does today; ``f_optional_rows=[]`` drops them)
 OPTIONAL_ROWS = ("ttl-target-ms",)
 
 
