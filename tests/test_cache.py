@@ -44,8 +44,11 @@ def test_the_key_includes_the_code(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
-def test_only_the_most_recent_entries_stay(tmp_path, monkeypatch):
+def test_only_the_most_recent_entries_stay_and_other_files_are_left_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("TTL_CACHE_DIR", str(tmp_path))
+    mine = tmp_path / "my-checkpoint.pt"
+    mine.write_bytes(b"a user's file")
     for k in range(cache.KEEP + 2):
         cache.cached("t", {"seed": k}, _build([]))
-    assert len(list(tmp_path.glob("*.pt"))) == cache.KEEP
+    assert len([p for p in tmp_path.glob("*.pt") if p != mine]) == cache.KEEP
+    assert mine.read_bytes() == b"a user's file"

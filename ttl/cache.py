@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -27,6 +28,7 @@ __all__ = ["cache_dir", "cached", "code_digest", "KEEP"]
 
 KEEP = 4  # entries kept in the cache folder (the most recently used)
 _PACKAGE = Path(__file__).resolve().parent
+_ENTRY = re.compile(r"[a-z_]+-[0-9a-f]{32}\.pt")
 
 
 def cache_dir() -> Path | None:
@@ -69,7 +71,9 @@ def cached(kind: str, key: dict[str, Any], build: Callable[[], dict[str, Any]]) 
         from .engine import save_checkpoint
 
         save_checkpoint(path, out)
-        entries = sorted(folder.glob("*.pt"), key=lambda p: p.stat().st_mtime, reverse=True)
+        # only this module's entries (<kind>-<32 hex>.pt): a user's own files in the folder are never touched
+        entries = sorted((p for p in folder.glob("*-*.pt") if _ENTRY.fullmatch(p.name)),
+                         key=lambda p: p.stat().st_mtime, reverse=True)
         for old in entries[KEEP:]:
             old.unlink(missing_ok=True)
     except OSError as e:  # a full or read-only disk costs time, never the result
