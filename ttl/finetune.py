@@ -67,7 +67,7 @@ from .layouts import LayoutError, PairedFolderDataset, detect_layout, load_pair
 from .metrics import ALL_METRICS, rain_amount
 from .rain import SyntheticRain, synthetic_preset, widened
 from .scenes import SPLITS, dead_leaves, load_photo, scene_split
-from .train import evaluate_pairs
+from .train import evaluate_pairs, restore
 from .utils import resolve_device
 from .utils import generator, seed_of
 
@@ -438,12 +438,13 @@ def recipes(cfg: dict) -> list[Recipe]:
         Recipe("ttl-target-ms", "student-target-ms", f, role="ablation", parent="ttl",
                note="ttl distilled with the feature loss before the fix (teacher features at their raw scale)"),
     ]
-    unknown = set(cfg.get("f_optional_rows", ())) - set(OPTIONAL_ROWS)
-    if unknown:
+    optional = set(cfg.get("f_optional_rows", ()))
+    if optional - set(OPTIONAL_ROWS):
         from .config import ConfigError
 
-        raise ConfigError(f"f_optional_rows: unknown rows {sorted(unknown)}; optional rows: {', '.join(OPTIONAL_ROWS)}")
-    rows = [r for r in rows if r.name not in OPTIONAL_ROWS or r.name in cfg.get("f_optional_rows", ())]
+        raise ConfigError(f"f_optional_rows: unknown rows {sorted(optional - set(OPTIONAL_ROWS))}; optional rows: "
+                          f"{', '.join(OPTIONAL_ROWS)}")
+    rows = [r for r in rows if r.name not in OPTIONAL_ROWS or r.name in optional]
     for frac in cfg["f_sweep"]:
         if frac == f:
             continue
@@ -536,19 +537,12 @@ def evaluate_model(model: nn.Module, sets: dict[str, dict[str, torch.Tensor]], d
             key = (x.data_ptr(), tuple(x.shape), x.stride())
             if key not in outputs:
                 with torch.no_grad():
-                    outputs[key] = torch.cat([_restored(model, x[k:k + 16], device) for k in range(0, len(x), 16)])
+                    dev = resolve_device(device)
+                    outputs[key] = torch.cat([restore(model, x[k:k + 16], dev) for k in range(0, len(x), 16)])
             x = outputs[key]
         m = evaluate_pairs(None, x, s["clean"], device, batch=16, which=which)
         out[name] = {**{k: float(v.mean()) for k, v in m.items()}, "per_image": {k: v.tolist() for k, v in m.items()}}
     return out
-
-
-def _restored(model: nn.Module, x: torch.Tensor, device: str) -> torch.Tensor:
-    dev = resolve_device(device)
-    x = x.to(dev)
-    if dev.type == "cpu":  # oneDNN convolutions are faster on channels-last tensors (same results to ~1e-6)
-        x = x.contiguous(memory_format=torch.channels_last)
-    return model.to(dev).eval()(x).float().cpu().clamp(0, 1)
 
 
 def checkpoint_name(name: str, seed_index: int) -> str:

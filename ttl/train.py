@@ -20,7 +20,7 @@ from .engine import TrainConfig, train
 from .metrics import ALL_METRICS, image_metrics
 from .utils import resolve_device
 
-__all__ = ["fit_restorer", "evaluate_pairs", "LOSSES"]
+__all__ = ["fit_restorer", "evaluate_pairs", "restore", "LOSSES"]
 
 LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": F.mse_loss,
@@ -49,6 +49,16 @@ def fit_restorer(model: nn.Module, data: Dataset, steps: int, batch: int = 8, lr
 
 
 @torch.no_grad()
+def restore(model: nn.Module, x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``model(x)`` in eval mode on ``device``, back on the CPU as float in [0, 1]. On a CPU the input goes in
+    channels-last: oneDNN convolutions are faster on it (same results to ~1e-6)."""
+    x = x.to(device)
+    if device.type == "cpu":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return model.to(device).eval()(x).float().cpu().clamp(0, 1)
+
+
+@torch.no_grad()
 def evaluate_pairs(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Tensor, device: str = "auto",
                    batch: int = 8, which: tuple[str, ...] = ALL_METRICS) -> dict[str, torch.Tensor]:
     """Per-image ``psnr_y``, ``ssim_y``, ``psnr_rgb``, ``ssim_rgb`` (or the metrics named in ``which``) of
@@ -57,11 +67,7 @@ def evaluate_pairs(model: nn.Module | None, rainy: torch.Tensor, clean: torch.Te
     outs: dict[str, list[torch.Tensor]] = {}
     for k in range(0, len(rainy), batch):
         x = rainy[k:k + batch]
-        if model is not None:
-            x = x.to(dev)
-            if dev.type == "cpu":  # oneDNN convolutions are faster on channels-last tensors (same results to ~1e-6)
-                x = x.contiguous(memory_format=torch.channels_last)
-        pred = x if model is None else model.to(dev).eval()(x).float().cpu().clamp(0, 1)
+        pred = x if model is None else restore(model, x, dev)
         for name, v in image_metrics(pred, clean[k:k + batch], which=which).items():
             outs.setdefault(name, []).append(v)
     return {k: torch.cat(v) for k, v in outs.items()}
