@@ -212,3 +212,47 @@ def test_synthetic_presets_are_calibrated_on_public_training_rain(tmp_path):
     with pytest.raises(ValueError, match="light, heavy"):
         synthetic_preset("medium")
 
+
+
+def test_no_scored_public_pair_calibrated_a_synthetic_preset():
+    """The committed synthetic calibration saw training pairs only: every file it lists is of a ``*_train`` folder or
+    of the "fit" part of a two-role folder, and on the shared public samples none of them is among the pairs that
+    notebook 05 and ``make weights`` score (:func:`ttl.heldout.public_sets`)."""
+    import json
+
+    from conftest import PUBLIC_DIR
+    from ttl.layouts import SHARED_PUBLIC, PairedFolderDataset, public_role
+    from ttl.rain import SYNTHETIC_CALIBRATION_FILE
+
+    rec = json.loads(SYNTHETIC_CALIBRATION_FILE.read_text())
+    for name, r in rec.items():
+        files = [f["file"] for f in r["files"]]
+        assert files, name
+        if r["target"] in SHARED_PUBLIC:
+            assert {public_role(f) for f in files} == {"fit"}, f"{name}: calibrated on scored pairs"
+        else:
+            assert r["target"].endswith("_train"), f"{name}: calibrated on {r['target']}, a test set"
+        folder = PUBLIC_DIR / r["target"]
+        if folder.is_dir():
+            scored = {it.rainy.name for it in PairedFolderDataset(folder, role="test").items}
+            if r["target"] in SHARED_PUBLIC:
+                assert scored and not scored & set(files)
+                assert scored | set(files) == {it.rainy.name for it in PairedFolderDataset(folder).items}
+
+
+def test_a_two_role_folder_splits_for_good_and_other_folders_stay_whole(tmp_path):
+    from conftest import rand_img, write_png
+    from ttl.layouts import PairedFolderDataset, public_role
+
+    for name in ("rain13k_sample", "other_set"):
+        for i in range(10):
+            write_png(tmp_path / name / "input" / f"{i}.png", rand_img(seed=i))
+            write_png(tmp_path / name / "target" / f"{i}.png", rand_img(seed=i + 50))
+    fit = PairedFolderDataset(tmp_path / "rain13k_sample", role="fit")
+    test = PairedFolderDataset(tmp_path / "rain13k_sample", role="test")
+    assert len(fit) + len(test) == 10 and not {it.rainy for it in fit.items} & {it.rainy for it in test.items}
+    assert all(public_role(it.rainy.name) == "fit" for it in fit.items) and fit.manifest()["role"] == "fit"
+    assert public_role("3.png") == public_role("3.png")  # a hash of the name: the same in every run
+    assert len(PairedFolderDataset(tmp_path / "other_set", role="test")) == 10
+    with pytest.raises(ValueError, match="role"):
+        PairedFolderDataset(tmp_path / "other_set", role="train")

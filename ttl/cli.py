@@ -65,7 +65,8 @@ def _calibrate(a: argparse.Namespace) -> int:
         if not a.public_dir:
             print("ttl calibrate --what synthetic needs --public-dir (the public paired sets)", file=sys.stderr)
             return 2
-        rec = calibrate_synthetic(a.public_dir, size=a.size, seed=a.seed)
+        rec = calibrate_synthetic(a.public_dir, presets=tuple(a.presets), size=a.size, seed=a.seed,
+                                  restarts=a.restarts)
         for name, r in rec.items():
             print(f"synthetic {name} (on {r['target']}): objective {r['objective_start']:.3f} -> {r['objective']:.3f}")
         print("written to ttl/calibration_synthetic.json")
@@ -281,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--n", type=int, default=24)
     c.add_argument("--iterations", type=int, default=30)
     c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--presets", nargs="+", choices=("light", "heavy"), default=["light", "heavy"],
+                   help="synthetic presets to refit (the others keep their record)")
+    c.add_argument("--restarts", type=int, default=3, help="synthetic fits: best of this many searches")
     c.set_defaults(fn=_calibrate)
     b = sub.add_parser("benchmark", help="rendering throughput, or training throughput with --training (patches/s)")
     b.add_argument("--training", action="store_true",

@@ -113,14 +113,15 @@ def public_sets(public_dir, limit: int = 0, short_side: int = 0, only: str | Non
     recognises as paired), whole images: ``{set name: {"rainy": [...], "clean": [...], "manifest": ...}}``. No
     per-set code: a new folder in any known layout is picked up as it is. ``limit`` (first pairs only) and
     ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0). ``only``: that
-    subfolder alone."""
+    subfolder alone. A folder whose other part calibrates and trains (:data:`ttl.layouts.SHARED_PUBLIC`) gives its
+    ``"test"`` part only."""
     from .layouts import LayoutError, PairedFolderDataset
     from .scenes import resize_short_side
 
     out = {}
     for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir() and only in (None, p.name)):
         try:
-            ds = PairedFolderDataset(d)
+            ds = PairedFolderDataset(d, role="test")
         except LayoutError:
             continue
         items = [ds[i] for i in range(min(len(ds), limit) if limit else len(ds))]

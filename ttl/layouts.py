@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from .io import ImageReadError, list_images, read_image
 from .scenes import random_crop, scene_split
 from .utils import generator, seed_of
 
-__all__ = ["LAYOUTS", "LayoutError", "PairedItem", "detect_layout", "load_pair", "PairedFolderDataset"]
+__all__ = ["LAYOUTS", "LayoutError", "PairedItem", "detect_layout", "load_pair", "PairedFolderDataset", "SHARED_PUBLIC",
+           "public_role"]
 
 
 LAYOUTS = {
@@ -199,20 +201,40 @@ def load_pair(item: PairedItem, min_size: int = 1) -> tuple[torch.Tensor, torch.
     return rainy, clean
 
 
+# Public folders that serve two roles are split once, by a hash of each rainy file's name (fixed for good, so that no
+# run can move a file between roles): the "fit" part calibrates the synthetic preset fitted to that folder
+# (:data:`ttl.calibrate.SYNTHETIC_TARGETS`) and trains the shipped model (:mod:`ttl.ship`); the "test" part only scores
+# models (notebook 05, ``make weights``). Every other public folder has one role, by its name (``*_train`` trains).
+SHARED_PUBLIC = ("rain13k_sample",)
+ROLES = ("fit", "test")
+
+
+def public_role(file_name: str) -> str:
+    """``"fit"`` or ``"test"``: the role of a pair of a :data:`SHARED_PUBLIC` folder, from its rainy file's name."""
+    return ROLES[int(hashlib.sha1(f"ttl-calib:{file_name}".encode()).hexdigest(), 16) % 2]
+
+
 class PairedFolderDataset(Dataset):
     """A public (or any paired) dataset on disk, split by scene: ``{"rainy", "clean"}`` items.
 
-    ``crop``: random aligned crops of that size (training); ``None``: whole images (evaluation)."""
+    ``crop``: random aligned crops of that size (training); ``None``: whole images (evaluation). ``role`` (``"fit"``
+    or ``"test"``): in a folder of :data:`SHARED_PUBLIC`, only the pairs of that role (:func:`public_role`); other
+    folders are read whole."""
 
     def __init__(self, folder: str | os.PathLike, split: str | None = None, crop: int | None = None,
-                 layout: str | None = None, seed: int = 0):
+                 layout: str | None = None, seed: int = 0, role: str | None = None):
+        if role not in (None, *ROLES):
+            raise ValueError(f"role={role!r}: use one of {ROLES} or None")
         self.folder = Path(folder)
         self.layout, items = detect_layout(folder, layout)
         if self.layout == "unpaired":
             raise LayoutError(f"{folder}: holds unpaired images only (no ground truth); use RealDomainUnlabeled")
-        self.items = [it for it in items if split is None or scene_split(it.scene) == split]
+        self.role = role if self.folder.name in SHARED_PUBLIC else None
+        self.items = [it for it in items if (split is None or scene_split(it.scene) == split)
+                      and (self.role is None or public_role(it.rainy.name) == self.role)]
         if not self.items:
-            raise LayoutError(f"{folder}: no scene falls in the {split!r} split ({len(items)} items in all)")
+            raise LayoutError(f"{folder}: no scene falls in the {split!r} split / {role!r} role "
+                              f"({len(items)} items in all)")
         self.crop, self.seed, self.epoch = crop, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -233,5 +255,5 @@ class PairedFolderDataset(Dataset):
         """The files read, for the run record."""
         from .config import folder_manifest
 
-        return {"source": "folder", "folder": str(self.folder), "layout": self.layout,
+        return {"source": "folder", "folder": str(self.folder), "layout": self.layout, "role": self.role,
                 "files": folder_manifest([it.rainy for it in self.items])}

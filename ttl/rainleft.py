@@ -456,7 +456,7 @@ def load_public_pairs(root: str | Path, size: int | None = WORK_SIZE,
                       datasets: Sequence[str] | None = None) -> dict[str, tuple[list, list]]:
     """The public paired sets under ``root`` (each subfolder in a layout :func:`ttl.layouts.detect_layout` pairs)
     as ``{folder name: (rainy, clean)}``, each image's short side resized to ``size`` (full frame); ``datasets``
-    keeps only those folder names."""
+    keeps only those folder names. A folder of :data:`ttl.layouts.SHARED_PUBLIC` gives its ``"test"`` part only."""
     from .layouts import LayoutError, PairedFolderDataset
 
     out = {}
@@ -464,7 +464,7 @@ def load_public_pairs(root: str | Path, size: int | None = WORK_SIZE,
         if datasets is not None and d.name not in datasets:
             continue
         try:
-            ds = PairedFolderDataset(d)
+            ds = PairedFolderDataset(d, role="test")
         except LayoutError:
             continue
         items = [ds[i] for i in range(len(ds))]

@@ -222,8 +222,12 @@ def shipped_section(rec: dict) -> list[str]:
     if clean:
         parts.append(f"{len(clean['files'])} training photographs of `clean_dir` rendered {clean['renders']} times "
                      f"(rain amounts {', '.join(f'{k} {v}' for k, v in clean['amounts'].items())})")
-    parts += [f"the {v['n']} pairs of `{k}` (x{v['repeats']})" for k, v in data.items()
+    parts += [f"the {v['n']} {'fit-part ' if v.get('role') == 'fit' else ''}pairs of `{k}` (x{v['repeats']}"
+              + (f", {v['share']:.0%} of the items)" if "share" in v else ")") for k, v in data.items()
               if k not in ("clean_dir", "pairs", "scenes") and isinstance(v, dict) and "repeats" in v]
+    calib = rec.get("calibration_sets") or []
+    split = [k for k in calib if data.get(k, {}).get("role") == "fit"]  # two-role folders: scored on their test part
+    whole = [k for k in calib if k not in split]
     out = [f"### The shipped deraining model (`weights/derain/derain.pt`, `make weights`, revision "
            f"`{rec['git_revision'][:12]}`)", "",
            f"A {rec['spec']['width']}-channel, depth-{rec['spec']['depth']} restoration network "
@@ -233,8 +237,10 @@ def shipped_section(rec: dict) -> list[str]:
            f"**{t['time_s'] / 60:.1f} min** on {t['threads']} {t['device'].upper()} threads, on "
            + "; ".join(parts) + f" ({t['pairs']} pairs in all). Scored once on the public test pairs "
            f"({', '.join(rec['public_test_sets'])}), which it never saw"
-           + (f" ({', '.join(rec['calibration_sets'])}: its rain layers calibrated the synthetic light preset's streak "
-              "shapes)" if rec.get("calibration_sets") else "")
+           + (f" ({', '.join(whole)}: its rain layers calibrated the synthetic light preset's streak shapes)"
+              if whole else "")
+           + (f" ({', '.join(split)}: its test part only, split by file name; the other part calibrated the synthetic "
+              "light preset and trains the model)" if split else "")
            + "; PSNR-Y gain over the rainy input [95 % CI over images] and the output's mean ΔY against the target "
            "(grey levels; negative = darker):", ""]
     out += _amount_lines(rec["public"].get("by_rain_amount", []), [rec["model"]])
@@ -275,9 +281,14 @@ def _evaluation_section(m: dict) -> list[str]:
     if pub:
         # a column for every model scored on each public set
         models = [n for n in everywhere if all(n in per for per in pub.values())]
-        out += ["", "**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
-                "the `_train` and `rain13k` samples are training pairs of their sets, used to calibrate the synthetic "
-                "renderer only):", "",
+        roles = {k: v.get("role") for k, v in m["data_manifest"].get("public", {}).items() if isinstance(v, dict)}
+        split = [k for k, r in roles.items() if r == "test"]  # two-role folders, scored on their test part
+        note = ("the `_train` samples are training pairs of their sets, used to calibrate the synthetic renderer only; "
+                + (f"of {', '.join(f'`{k}`' for k in split)} only the test part (split by file name; the other part "
+                   "calibrated the `light` preset)" if split else
+                   "the `rain13k` sample, scored whole here, also calibrated the `light` preset"))
+        out += ["", f"**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
+                f"{note}):", "",
                 "| set | n | input | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
         for name, per in pub.items():
             cells = [f"{per[x]['psnr_y']:.2f} / {per[x]['ssim_y']:.3f}" for x in ["input"] + models]

@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "training_pairs", "train_derainer",
+__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "training_pairs",
+           "train_derainer",
            "PReNetArch"]
 
 SHIP_DIR = Path(__file__).resolve().parent.parent / "weights" / "derain"
@@ -44,7 +45,9 @@ RECIPE: dict[str, Any] = {
     "renders": 5,
     "rain": ["light", "heavy", "light", "heavy", "none"],
     "tilt": 45.0,  # rendered streaks lean up to 45 degrees from vertical, as single public images do (ttl.rain.widened)
-    "public_repeats": 4,  # each public training pair counts as this many rendered pairs
+    # each public training folder is repeated so that it makes about this share of the training items: chosen on
+    # held-out public light pairs (docs/measurements/public_light_training: ~10 % lifts them by 1.2 dB, 1 % does not)
+    "public_share": 0.1,
     "seed": 0,
 }
 
@@ -58,8 +61,9 @@ PRENET: dict[str, float] = {"params_m": 0.17, "rain100l_psnr_y": 37.6, "rain100l
 
 def public_split(public_dir) -> tuple[list[Path], list[Path]]:
     """The paired folders under ``public_dir`` in a known layout, as ``(training, test)``: a folder whose name ends in
-    ``_train`` trains, every other one is a test set."""
-    from .layouts import LayoutError, detect_layout
+    ``_train`` trains, every other one is a test set, and a folder of :data:`ttl.layouts.SHARED_PUBLIC` is in both
+    (its ``"fit"`` part trains, its ``"test"`` part scores)."""
+    from .layouts import SHARED_PUBLIC, LayoutError, detect_layout
 
     train, test = [], []
     for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir()):
@@ -67,14 +71,28 @@ def public_split(public_dir) -> tuple[list[Path], list[Path]]:
             detect_layout(d)
         except LayoutError:
             continue
-        (train if d.name.endswith("_train") else test).append(d)
+        if d.name.endswith("_train") or d.name in SHARED_PUBLIC:
+            train.append(d)
+        if not d.name.endswith("_train"):
+            test.append(d)
     return train, test
+
+
+def public_repeats(n_rendered: int, sizes: dict[str, int], share: float) -> dict[str, int]:
+    """How many times each public training folder (``{name: pairs}``) is repeated so that each makes about
+    ``share`` of all training items, beside ``n_rendered`` rendered pairs (at least once each)."""
+    if not 0 <= share * len(sizes) < 1:
+        raise ValueError(f"public_share={share} for {len(sizes)} public folders leaves no room for the rendered "
+                         "pairs: use a smaller share")
+    total = n_rendered / (1 - share * len(sizes)) if n_rendered else 0
+    return {k: max(1, round(share * total / n)) for k, n in sizes.items()}
 
 
 def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) -> Any:
     """:class:`ttl.datasets.FixedPairs` of the shipped model: the train split of ``clean_dir`` rendered
-    ``recipe["renders"]`` times with the rain mixture ``recipe["rain"]``, and every pair of ``public_train`` repeated
-    ``recipe["public_repeats"]`` times; random ``recipe["patch"]`` crops."""
+    ``recipe["renders"]`` times with the rain mixture ``recipe["rain"]``, and the pairs of each ``public_train``
+    folder (its ``"fit"`` part, :data:`ttl.layouts.SHARED_PUBLIC`) repeated to make about ``recipe["public_share"]``
+    of the items (:func:`public_repeats`); random ``recipe["patch"]`` crops."""
     from .config import folder_manifest
     from .datasets import FixedPairs, split_paths
     from .finetune import _render_photos
@@ -90,14 +108,17 @@ def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) 
         manifest["clean_dir"] = {"folder": str(clean_dir), "split": "train", "renders": recipe["renders"],
                                  "amounts": {a: r["amounts"].count(a) for a in recipe["rain"]},
                                  "files": folder_manifest(paths)}
-    for folder in public_train:
-        ds = PairedFolderDataset(folder)
+    sets = {folder.name: PairedFolderDataset(folder, role="fit") for folder in public_train}
+    repeats = public_repeats(len(rainy), {k: len(ds.items) for k, ds in sets.items()}, recipe["public_share"])
+    for name, ds in sets.items():
         for it in ds.items:
             x, y = load_pair(it, min_size=recipe["patch"])
-            rainy += [x] * recipe["public_repeats"]
-            clean += [y] * recipe["public_repeats"]
-            scenes += [f"{folder.name}/{it.scene}"] * recipe["public_repeats"]
-        manifest[folder.name] = {**ds.manifest(), "n": len(ds.items), "repeats": recipe["public_repeats"]}
+            rainy += [x] * repeats[name]
+            clean += [y] * repeats[name]
+            scenes += [f"{name}/{it.scene}"] * repeats[name]
+    for name, ds in sets.items():
+        manifest[name] = {**ds.manifest(), "n": len(ds.items), "repeats": repeats[name],
+                          "share": round(len(ds.items) * repeats[name] / len(rainy), 4)}
     if not rainy:
         raise FileNotFoundError("no training data: give clean_dir (rain-free photographs) and/or public training pairs "
                                 "(public_dir with folders named *_train)")
@@ -227,7 +248,7 @@ def train_derainer(out_dir: str | Path = SHIP_DIR, clean_dir=None, public_dir=No
                            "device": dev, "threads": torch.get_num_threads(), "pairs": len(pairs),
                            "final_loss": log["loss"][-1] if log.get("loss") else None},
               "data": pairs.manifest(), "public_test_sets": [d.name for d in public_test],
-              # test sets whose rain layers calibrated a synthetic preset's streak shapes (never trained on)
+              # test sets whose other part calibrated a synthetic preset and trains (the scored part never did)
               "calibration_sets": sorted(set(SYNTHETIC_TARGETS.values()) & {d.name for d in public_test}),
               "data_source": data_source(clean_dir=clean_dir, public_dir=public_dir, real_dir=real_dir),
               "public": public, "speed": speed, "figure": figure,
