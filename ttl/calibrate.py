@@ -13,10 +13,12 @@ written to
 ``ttl/calibration.json``, which :func:`ttl.rain.calibrated_realistic_config` reads.
 
 The synthetic presets (:func:`calibrate_synthetic`) are fitted the same way, on what public synthetic sets really
-are: the exact rain layers (rainy minus clean) of *training* pairs — ``light`` on ``rain13k_sample`` (Rain13K's
-train set, mostly light to moderate rain), ``heavy`` on ``rain200_sample_train`` (Rain200H) — rendered on the very
-same clean images, so that the objective compares rain with rain. The objective is the mean capped standardised
-W1 over the rain-layer statistics (:data:`RAIN_LAYER_STATISTICS`). The public *test* sets are never looked at.
+are: the exact rain layers (rainy minus clean) of *training* pairs — ``light`` on the "fit" part of
+``rain13k_sample`` (Rain13K's train set, mostly light to moderate rain; its "test" part scores models,
+:data:`ttl.layouts.SHARED_PUBLIC`), ``heavy`` on ``rain200_sample_train`` (Rain200H) — rendered on the very same clean
+images, so that the objective compares rain with rain. The objective is the mean capped standardised W1 over the
+rain-layer statistics (:data:`RAIN_LAYER_STATISTICS`), each fit the best of several searches. The public *test*
+pairs are never looked at.
 The record goes to ``ttl/calibration_synthetic.json`` (read by :func:`ttl.rain.synthetic_preset`).
 """
 from __future__ import annotations

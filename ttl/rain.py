@@ -8,8 +8,8 @@ over the batch with torch (streaks are integrated along a per-pixel direction fi
 * :class:`SyntheticRain` — the "Photoshop" recipe behind Rain100L/H and Rain1400: sparse noise, threshold,
   a small blur, a motion blur along one dominant direction, scaling, screen (or additive) blend and clip.
   Presets ``"light"`` and ``"heavy"`` (several directions), calibrated by ``ttl calibrate --what synthetic`` on
-  the exact rain layers of public *training* pairs (``ttl/calibration_synthetic.json``; light on Rain13K's,
-  heavy on Rain200H's); the hand-set starting points are :data:`SYNTHETIC_DEFAULTS`.
+  the exact rain layers of public *training* pairs (``ttl/calibration_synthetic.json``; light on the fit
+  part of the Rain13K sample, heavy on Rain200H's); the hand-set starting points are :data:`SYNTHETIC_DEFAULTS`.
 * :class:`RealisticRain` — our stand-in for real rain, built from what is known about real rain and
   calibrated against real photographs (``ttl.calibrate``): several depth layers with perspective (near
   streaks long, wide, defocused, translucent; far ones thin and faint) that scene objects occlude, a spatially

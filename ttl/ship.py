@@ -5,8 +5,9 @@ This module trains one model for people's photographs instead, with what the stu
 a rain mixture that spans rain-free, light and heavy rain, and a whole-image context path that lets the network
 measure how much rain there is): the architecture and recipe of :data:`RECIPE`, on every *training* scene of
 ``clean_dir`` with that synthetic rain mixture, plus the public *training* pairs (public folders whose name ends in
-``_train``). The public test pairs (every other folder under ``public_dir``) only score it, once, at the end; no real
-photograph reaches training. It writes ``weights/derain/derain.pt`` and ``derain.json`` (what it was trained on, for
+``_train``, and the "fit" part of :data:`ttl.layouts.SHARED_PUBLIC`), each folder weighted to about
+``RECIPE["public_share"]`` of the items. The public test pairs (every other folder under ``public_dir``, and the "test"
+part of the shared ones) only score it, once, at the end; no real photograph reaches training. It writes ``weights/derain/derain.pt`` and ``derain.json`` (what it was trained on, for
 how long, its scores with 95 % intervals, split by rain amount, and its speed beside PReNet's), and a before/after
 figure of a real photograph from the test split of ``real_dir``. ``ttl derain IN OUT`` uses it by default.
 
