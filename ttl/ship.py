@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "training_pairs",
+__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "BUDGET", "budget_minutes", "training_pairs",
            "train_derainer",
            "PReNetArch"]
 
@@ -52,6 +52,18 @@ RECIPE: dict[str, Any] = {
     "public_share": 0.1,
     "seed": 0,
 }
+
+
+# make weights' budget: 30 minutes of training on 2 CPU cores of the machine where PReNet's architecture runs a 1024²
+# image at this speed (2 threads; the machine of the weights before 9b79b31's). A wall-clock budget depends on the
+# machine: the record times PReNet's architecture on its own machine, and the budget scales with that time.
+BUDGET: dict[str, float] = {"train_minutes": 30.0, "prenet_arch_s_per_mp": 22.8}
+
+
+def budget_minutes(record: dict) -> float:
+    """The training time of a ``derain.json`` record in minutes of the :data:`BUDGET` machine (its own training time
+    scaled by how fast its machine ran PReNet's architecture against that machine)."""
+    return record["training"]["time_s"] / 60 * BUDGET["prenet_arch_s_per_mp"] / record["speed"]["prenet_arch_s_per_mp"]
 
 
 # PReNet (Ren et al., CVPR 2019) with its official Rain100L weights, as measured for the study's design (docs/design.md,
