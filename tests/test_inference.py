@@ -246,7 +246,8 @@ def test_the_shipped_model_derains_a_photograph_with_no_checkpoint_given(tmp_pat
 
     assert not rec["git_revision"].endswith("-dirty")
     # the 30-minute budget, on the machine it is defined on (scaled by the PReNet timing the record made on its own)
-    assert budget_minutes(rec) <= BUDGET["train_minutes"] and rec["training"]["time_s"] <= 2 * 60 * BUDGET["train_minutes"]
+    assert budget_minutes(rec) <= BUDGET["train_minutes"]
+    assert rec["training"]["time_s"] <= 2 * 60 * BUDGET["train_minutes"]
     assert rec["speed"]["speedup_vs_prenet_published"] >= 20
     photo = next(p for p in bundled_photos() if p.name == "chelsea")
     clean = resize_short_side(read_image(photo.path), 256)[None]

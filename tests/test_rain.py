@@ -213,7 +213,6 @@ def test_synthetic_presets_are_calibrated_on_public_training_rain(tmp_path):
         synthetic_preset("medium")
 
 
-
 def test_no_scored_public_pair_calibrated_a_synthetic_preset():
     """The committed synthetic calibration saw training pairs only: every file it lists is of a ``*_train`` folder or
     of the "fit" part of a two-role folder, and on the shared public samples none of them is among the pairs that

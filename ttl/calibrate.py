@@ -36,7 +36,7 @@ from .config import file_digest, write_json
 from .progress import progress_bar
 from .gap import STATISTICS, load_real, real_split, render_domains, statistics_frame
 from .io import list_images
-from .layouts import PairedFolderDataset, detect_layout
+from .layouts import PairedFolderDataset
 from .rain import (CALIBRATION_FILE, SYNTHETIC_CALIBRATION_FILE, SYNTHETIC_DEFAULTS, RealisticRain,
                    RealisticRainConfig, SyntheticRain, SyntheticRainConfig)
 from .stats import wasserstein_distance_ci

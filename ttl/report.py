@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from .experiments import gap_experiment_table
+from .layouts import SHARED_PUBLIC
 from .metrics import LIGHT_RAIN_MAX
 from .scores import ci_text
 from .ship import PRENET
@@ -286,7 +287,8 @@ def _evaluation_section(m: dict) -> list[str]:
         note = ("the `_train` samples are training pairs of their sets, used to calibrate the synthetic renderer only; "
                 + (f"of {', '.join(f'`{k}`' for k in split)} only the test part (split by file name; the other part "
                    "calibrated the `light` preset)" if split else
-                   "the `rain13k` sample, scored whole here, also calibrated the `light` preset"))
+                   f"{', '.join(f'`{k}`' for k in SHARED_PUBLIC)}, scored whole here, also calibrated the `light` "
+                   "preset"))
         out += ["", f"**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
                 f"{note}):", "",
                 "| set | n | input | " + " | ".join(models) + " |", "|---|---|---|" + "---|" * len(models)]
