@@ -84,6 +84,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # notebook 05: real-world evaluation
         "e_n_test": 4,  # test crops of the bundled photographs (synthetic and realistic rain on the same crops)
         "e_test_size": 48,
+        "e_test_photos": 8,  # test-split photographs of clean_dir scored at most (0: all; a cap for CI time only)
         "e_real_size": 200,  # real photographs are downscaled to this short side (0: native); NIQE needs 192
         "e_latency_size": 128,  # latency measured on a square image of this side
         "e_repeats": 1,
@@ -156,6 +157,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_rescale_start": True,
         "e_n_test": 48,
         "e_test_size": 192,
+        "e_test_photos": 0,
         "e_real_size": 384,
         "e_latency_size": 1024,
         "e_repeats": 5,
@@ -228,6 +230,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_rescale_start": True,
         "e_n_test": 200,
         "e_test_size": 384,
+        "e_test_photos": 0,
         "e_real_size": 0,
         "e_latency_size": 2048,
         "e_repeats": 10,

@@ -88,10 +88,10 @@ def _with_realistic_targets(name: str, rainy_syn: list, rainy_rea: list, clean: 
 def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[torch.Tensor]]]:
     """The full-reference test sets, as lists of ``(3,H,W)`` images (sizes may differ):
 
-    * with ``clean_dir``: its test-split photographs, whole, at the working scale (``photo_size``), with synthetic
-      rain (light and heavy alternating; ``synthetic``) and with realistic rain scored against its streak-free
-      target (``realistic``, deraining) and against the clean scene (``realistic_clean``, whole restoration); plus
-      the same three on ``e_n_test`` crops of the bundled photographs (``bundled_...``), a second, independent set;
+    * with ``clean_dir``: its test-split photographs (the first ``e_test_photos`` when that is not 0), whole, at the
+      working scale (``photo_size``), with synthetic rain (light and heavy alternating; ``synthetic``) and with
+      realistic rain scored against its streak-free target (``realistic``, deraining) and against the clean scene
+      (``realistic_clean``, whole restoration); plus the same three on ``e_n_test`` crops of the bundled photographs (``bundled_...``), a second, independent set;
     * without: the bundled photographs are the test set (``synthetic``, ``realistic``, ``realistic_clean``).
     """
     from .datasets import split_paths
@@ -103,6 +103,7 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     if clean_dir is None:
         return bundled
     paths = split_paths(clean_dir, "test", "clean_dir")
+    paths = paths[:cfg["e_test_photos"]] if cfg["e_test_photos"] else paths
     syn = _render_photos(paths, cfg["photo_size"], seed + 5000, 41)
     rea = _render_photos(paths, cfg["photo_size"], seed + 5000, 43, realistic=True)
     return {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
