@@ -174,9 +174,11 @@ display(table[table["model"].isin(["input"] + headline) & ~table["test set"].str
 
 # %% [markdown]
 # ## 3. Public pairs
-# Every model and the rainy input on each public set, whole images, PSNR-Y / SSIM-Y in the MATLAB convention. The two
-# `..._train` / `rain13k` samples are *training* pairs of their datasets: the synthetic renderer was calibrated on
-# their rain layers (notebook 01), no model trained on them; the others are test pairs.
+# Every model and the rainy input on each public set, whole images, PSNR-Y / SSIM-Y in the MATLAB convention.
+# `rain200_sample_train` holds *training* pairs of its dataset: the synthetic `heavy` preset was calibrated on their rain
+# layers (notebook 01), no model trained on them. `rain13k_sample` is split for good (`ttl.layouts.SHARED_PUBLIC`): its
+# *fit* part calibrated the `light` preset and is never scored; only its *test* part is scored here. The others are
+# test pairs.
 
 # %%
 public_scores = E.public_summary(scores, results, list(public), cfg["bootstrap"], seed)

@@ -191,6 +191,30 @@ def test_the_streak_free_target_is_the_rainy_rendering_without_its_streaks():
     assert SyntheticRain("light")(clean, generator(0)).streak_free is None  # synthetic pairs have one target
 
 
+def test_the_noisy_target_keeps_the_rainy_renders_noise_and_changes_nothing_else():
+    """noisy_target: the streak-free rendering through the same noise draw; the rainy image is unchanged by asking."""
+    import copy
+
+    from ttl.realrain import scene_kept
+
+    clean, depth = dead_leaves(2, 192, seed=4)
+    plain = RealisticRain()(clean, generator(0), depth)
+    out = RealisticRain()(clean, generator(0), depth, noisy_target=True)
+    assert plain.streak_free_noisy is None
+    assert torch.equal(plain.rainy, out.rainy) and torch.equal(plain.streak_free, out.streak_free)
+    assert out.streak_free_noisy.shape == clean.shape
+    # the perfect deraining that keeps the sensor noise keeps the scene outside the streaks better than the noise-free
+    # target does (ttl.realrain sets its scene-kept floor with it)
+    for k in range(2):
+        assert scene_kept(out.rainy[k], out.streak_free_noisy[k]) > scene_kept(out.rainy[k], out.streak_free[k]) + 0.02
+    # without streaks (and JPEG), the noisy target is the rainy image itself
+    cfg = copy.deepcopy(RealisticRain().config)
+    cfg.density, cfg.jpeg_quality = 1e-12, None
+    calm = RealisticRain(cfg)(clean, generator(0), depth, noisy_target=True)
+    assert (calm.rainy - calm.streak_free_noisy).abs().max() < 1e-6
+    assert (calm.rainy - calm.streak_free).abs().mean() > 0.005  # the noise-free target differs by the noise
+
+
 def test_synthetic_presets_are_calibrated_on_public_training_rain(tmp_path):
     """ttl calibrate --what synthetic: the search runs on exact rain layers and writes a record the presets read."""
     from conftest import write_png

@@ -88,14 +88,15 @@ RAIN_AMOUNTS = ("none", "light", "heavy")
 
 def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: int = 1, crop: int | None = None,
                    realistic: bool = False, amounts: tuple[str, ...] | list[str] = ("light", "heavy"),
-                   tilt: float = 0.0) -> dict[str, Any]:
+                   tilt: float = 0.0, noisy_target: bool = False) -> dict[str, Any]:
     """Each photograph (at the working scale, short side ``photo_size``) rendered ``renders`` times with synthetic rain
     whose amount cycles through ``amounts`` (render ``k`` of photo ``i`` gets ``amounts[(i + k) % len(amounts)]``:
     ``"light"`` and ``"heavy"`` are the calibrated presets, ``"none"`` leaves the photograph rain-free, so that "change
     nothing" is learned too), or once with realistic rain; ``crop``: the centre ``crop`` x ``crop`` square of
     each photograph, rain rendered at the photograph's scale; ``tilt``: synthetic streaks lean up to that many degrees
     from vertical (:func:`ttl.rain.widened`; 0 keeps the presets' ranges). Returns lists of ``rainy``, ``clean`` (and
-    ``streak_free``) tensors, scene names and the amount of each render."""
+    ``streak_free``) tensors, scene names and the amount of each render; with ``noisy_target`` (realistic rain) also
+    ``streak_free_noisy``, the streak-free rendering through the rainy render's own sensor noise."""
     from .rain import RealisticRain
 
     unknown = set(amounts) - set(RAIN_AMOUNTS)
@@ -113,8 +114,10 @@ def _render_photos(paths: list, photo_size: int, seed: int, tag: int, renders: i
         for k in range(1 if realistic else renders):
             g = generator(seed_of(seed, tag, i, k))
             if realistic:
-                o = realistic_rain(photo[None], g, scale=scale)
+                o = realistic_rain(photo[None], g, scale=scale, noisy_target=noisy_target)
                 out["streak_free"].append(o.streak_free[0])
+                if noisy_target:
+                    out.setdefault("streak_free_noisy", []).append(o.streak_free_noisy[0])
                 rainy, amount = o.rainy[0], "realistic"
             else:
                 amount = amounts[(i + k) % len(amounts)]

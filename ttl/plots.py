@@ -20,6 +20,13 @@ __all__ = ["save", "image_grid", "plot_distributions", "plot_spectra", "plot_dis
            "DOMAIN_COLORS"]
 
 
+def _bars(centre, low, high) -> list:
+    """Error-bar lengths below and above ``centre`` for an interval ``[low, high]``, clipped at 0: a bootstrap
+    interval of a distance or a mean can exclude its point estimate, which matplotlib refuses."""
+    return [np.clip(np.asarray(centre, float) - np.asarray(low, float), 0, None),
+            np.clip(np.asarray(high, float) - np.asarray(centre, float), 0, None)]
+
+
 def save(fig, path: str | Path, dpi: int = 110) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -126,8 +133,7 @@ def plot_distances(dist: pd.DataFrame, path: str | Path, title: str = "Distance 
         for k, d in enumerate(doms):
             r = sub[sub["domain"] == d].set_index("statistic").loc[ss]
             y = np.arange(len(ss)) + (k - (len(doms) - 1) / 2) * 0.25
-            err = [(r["distance"] - r["low"]).clip(lower=0), (r["high"] - r["distance"]).clip(lower=0)]
-            ax.errorbar(r["distance"], y, xerr=err, fmt="o",
+            ax.errorbar(r["distance"], y, xerr=_bars(r["distance"], r["low"], r["high"]), fmt="o",
                         color=DOMAIN_COLORS.get(d), label=d, capsize=2)
         ax.set_yticks(np.arange(len(ss)), ss)
         ax.invert_yaxis()
@@ -196,7 +202,7 @@ def plot_sweep(points: pd.DataFrame, path: str | Path, label: str = "PSNR-Y (dB)
         sub = points[points["domain"] == dom]
         for method, g in sub.groupby("method", sort=False):
             g = g.sort_values("fraction")
-            ax.errorbar(100 * g["fraction"], g["mean"], yerr=[g["mean"] - g["low"], g["high"] - g["mean"]],
+            ax.errorbar(100 * g["fraction"], g["mean"], yerr=_bars(g["mean"], g["low"], g["high"]),
                         marker="o", capsize=3, label=method)
         ax.set_xscale("log")
         ax.set(xlabel="paired synthetic data used (%)", ylabel=label, title=f"{dom} validation")
@@ -218,7 +224,7 @@ def plot_calibration(report: pd.DataFrame, path: str | Path):
         for k, (recipe, color) in enumerate((("hand-set", "C3"), ("calibrated", "C0"))):
             r = d[d["recipe"] == recipe].set_index("statistic").loc[stats]
             y = np.arange(len(stats)) + (k - 0.5) * 0.3
-            ax.errorbar(r["distance"], y, xerr=[r["distance"] - r["low"], r["high"] - r["distance"]], fmt="o",
+            ax.errorbar(r["distance"], y, xerr=_bars(r["distance"], r["low"], r["high"]), fmt="o",
                         color=color, label=recipe, capsize=2)
         ax.set_yticks(range(len(stats)), stats)
         ax.set(xlabel="standardised W1 to the public rain layers", title=f"{name} vs {d['target'].iloc[0]}")
@@ -302,7 +308,7 @@ def plot_dose(table: pd.DataFrame, path: str | Path, diff: str = "ttl minus sup-
     for ax, x in zip(axes, ("budget (x preset)", "T1 AUC", "T2 gain (dB)")):
         for dom, g in table.groupby("set"):
             g = g.sort_values(x)
-            ax.errorbar(g[x], g[diff], yerr=[g[diff] - g["low"], g["high"] - g[diff]], marker="o", capsize=3,
+            ax.errorbar(g[x], g[diff], yerr=_bars(g[diff], g["low"], g["high"]), marker="o", capsize=3,
                         label=dom)
         ax.axhline(0, color="k", lw=0.8, ls="--")
         ax.set(xlabel=x + (" (log scale)" if x.startswith("budget") else ""))

@@ -61,6 +61,9 @@ class RainSample:
     rain_layer: torch.Tensor
     params: dict[str, torch.Tensor]
     streak_free: torch.Tensor | None = None
+    # realistic rain with ``noisy_target=True``: the streak-free rendering through the same sensor noise as ``rainy``
+    # (the output of a deraining that removes the rain and nothing else)
+    streak_free_noisy: torch.Tensor | None = None
 
 
 def _draw(r: Range, n: int, g: torch.Generator, log: bool = False) -> torch.Tensor:
@@ -411,9 +414,10 @@ class RealisticRain:
 
     @torch.no_grad()
     def __call__(self, clean: torch.Tensor, g: torch.Generator, depth: torch.Tensor | None = None,
-                 scale: float | None = None) -> RainSample:
+                 scale: float | None = None, noisy_target: bool = False) -> RainSample:
         """Rain on ``clean`` (B,3,H,W) with ``depth`` (B,1,H,W; default :func:`ttl.scenes.heuristic_depth`).
-        ``scale`` as in :meth:`SyntheticRain.__call__`."""
+        ``scale`` as in :meth:`SyntheticRain.__call__`. ``noisy_target``: also return ``streak_free_noisy``, the
+        streak-free rendering with the very noise draw of ``rainy`` (the random stream, hence ``rainy``, unchanged)."""
         c = self.config
         b, _, h, w = clean.shape
         scale = min(h, w) / 256 if scale is None else scale
@@ -462,12 +466,18 @@ class RealisticRain:
         pa = _draw(c.noise_poisson, b, g, log=True).view(b, 1, 1, 1)
         pb = _draw(c.noise_gauss, b, g, log=True).view(b, 1, 1, 1)
         sigma = torch.sqrt(pa * img.clamp(min=0) + pb ** 2)
-        img = img + sigma * torch.randn(img.shape, generator=g)
+        eps = torch.randn(img.shape, generator=g)
+        img = img + sigma * eps
         rainy = _crf(img.clamp(0, 1), gamma).clamp(0, 1)
         streak_free = _crf(veiled.clamp(0, 1), gamma).clamp(0, 1)
+        noisy = None
+        if noisy_target:  # the same noise draw, at the noise level of the streak-free signal
+            v = veiled.clamp(min=0)
+            noisy = _crf((v + torch.sqrt(pa * v + pb ** 2) * eps).clamp(0, 1), gamma).clamp(0, 1)
         params.update({"noise_poisson": pa.view(b), "noise_gauss": pb.view(b)})
         if c.jpeg_quality is not None:
             q = _draw(c.jpeg_quality, b, g)
             rainy, streak_free = jpeg_compress(rainy, q), jpeg_compress(streak_free, q)
+            noisy = None if noisy is None else jpeg_compress(noisy, q)
             params["jpeg_quality"] = q
-        return RainSample(rainy, clean, rainy - clean, params, streak_free=streak_free)
+        return RainSample(rainy, clean, rainy - clean, params, streak_free=streak_free, streak_free_noisy=noisy)
