@@ -91,7 +91,8 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     * with ``clean_dir``: its test-split photographs (the first ``e_test_photos`` when that is not 0), whole, at the
       working scale (``photo_size``), with synthetic rain (light and heavy alternating; ``synthetic``) and with
       realistic rain scored against its streak-free target (``realistic``, deraining) and against the clean scene
-      (``realistic_clean``, whole restoration); plus the same three on ``e_n_test`` crops of the bundled photographs (``bundled_...``), a second, independent set;
+      (``realistic_clean``, whole restoration); plus the same three on ``e_n_test`` crops of the bundled photographs
+      (``bundled_...``), a second, independent set;
     * without: the bundled photographs are the test set (``synthetic``, ``realistic``, ``realistic_clean``).
     """
     from .datasets import split_paths
