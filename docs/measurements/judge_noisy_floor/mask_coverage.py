@@ -14,33 +14,15 @@ import numpy as np
 import torch
 
 from ttl import realrain as R
-from ttl.finetune import _render_photos
-from ttl.inference import derain_image
-from ttl.io import list_images, read_image
-from ttl.layouts import PairedFolderDataset
-from ttl.models import load_model
-from ttl.scenes import resize_short_side, split_files
+from cases import ROOT, load_cases  # noqa: E402  (this folder)
 
 torch.set_num_threads(1)
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 n = int(sys.argv[3]) if len(sys.argv) > 3 else 64
-root = Path(__file__).resolve().parents[3]
 t0 = time.time()
-clean_train = split_files(list_images(data / "clean_scenes", recursive=True))["train"][:n]
-renders = _render_photos(clean_train, 320, 0, 23, realistic=True, noisy_target=True)
-real = [resize_short_side(read_image(p, min_size=16)[None], 384)[0]
-        for p in split_files(list_images(data / "real_rainy", recursive=True))["train"][:n]]
-pub = PairedFolderDataset(data / "paired_public" / "rain13k_sample", role="fit")
-cases = {"target, noise kept (realistic renders)": list(zip(renders["rainy"], renders["streak_free_noisy"])),
-         "target (rain13k fit part)": [(it["rainy"], it["clean"]) for it in (pub[i] for i in range(len(pub)))]}
-for name, f in R.NUISANCES.items():
-    cases[name] = [(x, f(x.float().clamp(0, 1)).clamp(0, 1)) for x in real]
-for name, path in {"shipped model": root / "weights" / "derain" / "derain.pt",
-                   "sup-full (committed)": root / "weights" / "default" / "sup-full.pt",
-                   "ttl (committed)": root / "weights" / "default" / "ttl.pt"}.items():
-    if path.is_file():
-        model = load_model(path)[0].eval()
-        cases[name] = [(x, derain_image(model, x, device="cpu")) for x in real]
+cases = load_cases(data, n, {"shipped model": ROOT / "weights" / "derain" / "derain.pt",
+                             "sup-full (committed)": ROOT / "weights" / "default" / "sup-full.pt",
+                             "ttl (committed)": ROOT / "weights" / "default" / "ttl.pt"}, noise_off=False)
 res = {"n": {c: len(p) for c, p in cases.items()}, "variants": {}}
 for q in (0.8, 0.6, 0.4, 0.0):
     R.STREAK_QUANTILE = q
