@@ -7,9 +7,10 @@ measure how much rain there is): the architecture and recipe of :data:`RECIPE`, 
 ``clean_dir`` with that synthetic rain mixture, plus the public *training* pairs (public folders whose name ends in
 ``_train``, and the "fit" part of :data:`ttl.layouts.SHARED_PUBLIC`), each folder weighted to about
 ``RECIPE["public_share"]`` of the items. The public test pairs (every other folder under ``public_dir``, and the "test"
-part of the shared ones) only score it, once, at the end; no real photograph reaches training. It writes ``weights/derain/derain.pt`` and ``derain.json`` (what it was trained on, for
-how long, its scores with 95 % intervals, split by rain amount, and its speed beside PReNet's), and a before/after
-figure of a real photograph from the test split of ``real_dir``. ``ttl derain IN OUT`` uses it by default.
+part of the shared ones) only score it, once, at the end; no real photograph reaches training. It writes
+``weights/derain/derain.pt`` and ``derain.json`` (what it was trained on, for how long, its scores with 95 %
+intervals, split by rain amount, and its speed beside PReNet's), and a before/after figure of a real photograph from
+the test split of ``real_dir``. ``ttl derain IN OUT`` uses it by default.
 
 Training goes through the engine (:func:`ttl.engine.train`): a progress bar, atomic checkpoints in
 ``weights/derain/run/`` and ``resume=True`` continues a killed run where it stopped.
@@ -23,9 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "BUDGET", "budget_minutes", "training_pairs",
-           "train_derainer",
-           "PReNetArch"]
+__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "BUDGET", "budget_minutes",
+           "training_pairs", "train_derainer", "PReNetArch"]
 
 SHIP_DIR = Path(__file__).resolve().parent.parent / "weights" / "derain"
 TILE = 512  # `ttl derain`'s default tile (px), timed beside the whole-image speed
