@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -41,7 +41,7 @@
 # | `syn2real` | headline | scratch + Syn2Real's Gaussian-process loss on unlabeled real-domain images (Yasarla et al., CVPR 2020) | minority | searched |
 # | `sup-minority-large` | control | scratch, teacher-sized (the control of `no-distillation`) | minority | searched |
 # | `ssl-minority` | control | student pretrained by masked denoising on the same unlabeled images, budget of T1 + T2 + distillation | minority | searched |
-# | `sup-full-large` | evidence | scratch, teacher-sized | all | `sup-full`'s |
+# | `sup-full-large` | evidence | scratch, teacher-sized | all | `sup-minority-large`'s (its size class: a rate does not carry across a capacity change) |
 # | `sup-full-no-context`, `sup-full-before` | evidence | `sup-full` without the context path; and also without the rain-free renders (as before the darkening fix) | all | `sup-full`'s |
 # | `t1-only`, `t2-only`, `no-distillation`, `frozen-encoder`, `ttl-target-ms` | ablation | one teacher; T2 itself; encoder frozen; distilled with the pre-fix feature loss (`ttl-target-ms` only where `f_optional_rows` names it, as every preset does) | minority | `ttl`'s |
 # | `ttl@…`, `sup-minority@…` | sweep | the fraction sweep | 5 %, 10 % (`f_sweep_draws` draws), 100 % | `ttl`'s / `sup-minority`'s |

@@ -6,7 +6,7 @@
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
+#       jupytext_version: 1.19.7
 #   kernelspec:
 #     display_name: Python 3
 #     language: python
@@ -127,11 +127,14 @@ print({k: len(v["rainy"]) for k, v in sets.items()}, f"{len(real)} real photogra
 # (P(rain) from a small network fitted on the train splits of real rainy vs rain-free photographs, floored at the
 # median rain-free photograph: nothing scores "less rainy than no rain") and the **scene kept** (SSIM-Y of the output
 # against its input wherever the input has no streak candidate). A photograph counts as **derained** when its rain left
-# fell and its scene kept reaches the floor that streak-free targets reach on realistic rain rendered on *train*
-# photographs; rain removed where the scene was not kept is not credited. Below: the share of images judged derained
-# for each case (the target should pass, no nuisance may), then the two measures on the test photographs and the real
+# fell and its scene kept reaches the floor that nine in ten streak-free targets reach on realistic rain rendered on
+# *train* photographs — targets rendered through the rainy input's own sensor noise, since a derainer is not asked to
+# denoise; rain removed where the scene was not kept is not credited. Below: the share of images judged derained for
+# each case (the target should pass, no nuisance may), then the two measures on the test photographs and the real
 # photographs; every row with intervals in `judge_validation.csv`. The judge may decide something on real
-# photographs only if no nuisance is judged derained on more than 10 % of them (`ttl.realrain.judge_validity`).
+# photographs only if no nuisance is judged derained on more than 10 % of them *and* the noise-kept target is judged
+# derained on at least half the realistic renders of the test photographs (`ttl.realrain.judge_validity`). A known
+# limit: public sets whose targets keep dense faint rain (Rain13K) are credited on few pairs.
 
 # %%
 judge, judge_rows = (RR.fit_judge(real_path, clean_path, cfg, seed) if real_path and clean_path else None), []
@@ -139,6 +142,8 @@ judge_check = None
 if judge is not None:
     known = {f"public/{k}": (v["rainy"], v["clean"]) for k, v in public.items()}
     known["realistic (test photographs)"] = (sets["realistic"]["rainy"], sets["realistic"]["clean"])
+    if "streak_free_noisy" in sets["realistic"]:  # the target the floor is set on: through the input's own noise
+        known[RR.TARGET_SET] = (sets["realistic"]["rainy"], sets["realistic"]["streak_free_noisy"])
     judge_rows = RR.validate_judge(judge, known, real, cfg["bootstrap"], seed, limit=cfg["e_real_n"] or None)
     jv = pd.DataFrame(judge_rows)
     jv.to_csv(res_dir / "judge_validation.csv", index=False)
@@ -146,12 +151,17 @@ if judge is not None:
     print(f"rain-left network: test AUC {r['test_auc']:.3f} [{r['test_low']:.3f}, {r['test_high']:.3f}] "
           f"({r['n_test_rainy']} real rainy vs {r['n_test_clean']} rain-free test photographs; train AUC "
           f"{r['train_auc']:.3f}); floor P(rain) {r['p_floor']:.3f}; scene-kept floor {r['scene_floor']:.3f} "
-          f"(median of the streak-free targets {r['scene_kept_targets_median']:.3f})")
+          f"(q{r['scene_floor_quantile'] * 100:.0f} of the noise-kept streak-free targets on train photographs; "
+          f"their median {r['scene_kept_targets_median']:.3f}, noise-free targets "
+          f"{r['scene_kept_noise_free_targets_median']:.3f})")
     display(jv.pivot(index="case", columns="set", values="derained_share").loc[jv["case"].unique()].round(2))
     judge_check = RR.judge_validity(judge_rows)
     if judge_check["worst"]:
-        print(f"valid on real photographs (no nuisance judged derained on more than {judge_check['max_share']:.0%}): "
-              f"{judge_check['valid']} (worst: {judge_check['worst']}, {judge_check['share']:.0%})")
+        ts = judge_check["target_share"]
+        print(f"valid on real photographs (no nuisance judged derained on more than {judge_check['max_share']:.0%}, "
+              f"the noise-kept target on at least {judge_check['min_target_share']:.0%} of the test renders): "
+              f"{judge_check['valid']} (worst nuisance: {judge_check['worst']}, {judge_check['share']:.0%}; target: "
+              + ("not measured" if ts is None else f"{ts:.0%}") + ")")
     jt = RR.judge_table(judge_rows)
     display(jt[jt["set"].isin(["realistic (test photographs)", "real photographs (no target)"])])
 

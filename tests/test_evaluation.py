@@ -134,6 +134,11 @@ def test_verdicts_follow_their_rules():
     fooled = {"valid": False, "worst": "horizontal blur (sigma 2 px)", "share": 0.3}
     c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, more_rain, ranking=supports, judge_check=fooled)}["C3c"]
     assert c3c["verdict"] == "supported" and "judge not valid: 'horizontal blur" in c3c["evidence"]
+    # nor one whose scene floor rejects the noise-kept streak-free target
+    strict = {"valid": False, "worst": "darkening (x 0.7)", "share": 0.0, "max_share": 0.1, "target_share": 0.2,
+              "min_target_share": 0.5}
+    c3c = {r["claim"]: r for r in E.verdicts(None, M03, comps, more_rain, ranking=supports, judge_check=strict)}["C3c"]
+    assert c3c["verdict"] == "supported" and "target judged derained on only 20%" in c3c["evidence"]
     assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, more_rain)}["C3c"] == "supported"
     worse_niqe = {"sup-full": {"niqe": {"ttl_minus": _cmp(0.2, 0.9)}}}  # NIQE is reported, not part of the rule
     assert {r["claim"]: r["verdict"] for r in E.verdicts(None, M03, comps, worse_niqe)}["C3c"] == "supported"

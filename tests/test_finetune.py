@@ -174,6 +174,11 @@ def test_recipes_hold_every_row_of_the_study():
     for n, r in rows.items():
         if not r.tune:
             assert r.parent is not None and rows[r.parent].tune and order.index(r.parent) < order.index(n), n
+    # a from-scratch row takes a rate chosen for its own network size (a rate does not carry across a capacity change)
+    for n, r in rows.items():
+        if r.parent is not None and r.init.startswith("scratch"):
+            assert rows[r.parent].init == r.init, n
+    assert rows["sup-full-large"].parent == "sup-minority-large"
     assert rows["sup-full"].fraction == 1.0 and rows["ttl"].fraction == 0.01 and rows["syn2real"].semi
     assert FT.recipe_steps(rows["ttl"], cfg) == FT.recipe_steps(rows["t1-only"], cfg) == cfg["f_steps_minority"]
     assert FT.recipe_steps(rows["sup-full"], cfg) == FT.recipe_steps(rows["ttl@100pct"], cfg) == cfg["f_steps"]

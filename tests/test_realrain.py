@@ -104,7 +104,21 @@ def test_a_judge_that_credits_a_nuisance_on_real_photographs_is_not_valid():
             {"set": real, "case": "darkening (x 0.7)", "derained_share": 0.05},
             {"set": real, "case": "horizontal blur (sigma 2 px)", "derained_share": 0.3},
             {"set": "public/x", "case": "flat image (the mean colour)", "derained_share": 1.0}]
-    v = RR.judge_validity(rows)
+    target = {"set": RR.TARGET_SET, "case": "target", "derained_share": 0.8}
+    v = RR.judge_validity(rows + [target])
     assert not v["valid"] and v["worst"] == "horizontal blur (sigma 2 px)" and v["share"] == 0.3
-    assert RR.judge_validity(rows[:2])["valid"]
+    assert RR.judge_validity(rows[:2] + [target])["valid"]
     assert not RR.judge_validity([])["valid"]
+
+
+def test_a_judge_that_rejects_the_noise_kept_target_is_not_valid():
+    """A floor no perfect deraining reaches would reject every model: the target must be credited too."""
+    real = "real photographs (no target)"
+    rows = [{"set": real, "case": "darkening (x 0.7)", "derained_share": 0.0}]
+    assert not RR.judge_validity(rows)["valid"]  # the target was not measured
+    low = RR.judge_validity(rows + [{"set": RR.TARGET_SET, "case": "target", "derained_share": 0.3}])
+    assert not low["valid"] and low["target_share"] == 0.3
+    # the nuisance rows of the target set do not count as the target
+    assert not RR.judge_validity(rows + [{"set": RR.TARGET_SET, "case": "darkening (x 0.7)",
+                                          "derained_share": 1.0}])["valid"]
+    assert RR.judge_validity(rows + [{"set": RR.TARGET_SET, "case": "target", "derained_share": 0.5}])["valid"]

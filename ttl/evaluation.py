@@ -436,7 +436,7 @@ def binding(scores: dict[str, dict], results: dict[str, list], n_boot: int = 100
             for a, b, what in BINDING_PAIRS if a in scores and b in scores}
 
 
-from .realrain import NUISANCE_MAX_SHARE  # noqa: E402  (the judge's validity bound, one place)
+from .realrain import NUISANCE_MAX_SHARE, TARGET_MIN_SHARE  # noqa: E402  (the judge's validity bounds, one place)
 
 _C3_BASIS = ("; every full-reference C3 interval is the 95 % bootstrap interval that resamples minority draws and "
              "test images together (ttl.stats.draw_bootstrap; minority rows paired on their common draws), the "
@@ -460,8 +460,9 @@ VERDICT_RULES = {
            "kept; paired interval of ttl minus baseline not above 0); not supported if it is worse than either on "
            "realistic rain (interval below 0) or leaves more credited rain than either (interval above 0); mixed "
            "otherwise. The real-photograph part counts only if the judge is valid (no nuisance of "
-           f"ttl.realrain.NUISANCES judged derained on more than {NUISANCE_MAX_SHARE * 100:g} % of the real photographs) "
-           "and the ranking check "
+           f"ttl.realrain.NUISANCES judged derained on more than {NUISANCE_MAX_SHARE * 100:g} % of the real photographs, "
+           f"and the noise-kept streak-free target judged derained on at least {TARGET_MIN_SHARE * 100:g} % of the "
+           "realistic test renders) and the ranking check "
            "supports it (on the realistic test renders, Kendall's tau between the models' credited rain left and "
            "their PSNR-Y against the streak-free target has a 95 % interval above 0); otherwise the verdict rests on "
            "realistic rain alone and says so. Clean-target PSNR-Y, P(rain) of the line statistics, streak energy and "
@@ -471,6 +472,21 @@ VERDICT_RULES = {
           "PSNR-Y within 1 dB of T2; linear-probe accuracy within 0.05 of T1's and above a randomly initialised "
           "student's by more than 0.05); mixed if only the size holds",
 }
+
+
+def _judge_failure(check: dict | None) -> str:
+    """Why :func:`ttl.realrain.judge_validity` failed, in words."""
+    if not check or not check.get("worst"):
+        return "judge not validated"
+    why = []
+    if check["share"] > check.get("max_share", NUISANCE_MAX_SHARE):
+        why.append(f"'{check['worst']}' judged derained on {check['share']:.0%} of the real photographs")
+    ts = check.get("target_share")
+    if ts is None:
+        why.append("the noise-kept target not measured")
+    elif ts < check.get("min_target_share", TARGET_MIN_SHARE):
+        why.append(f"the noise-kept streak-free target judged derained on only {ts:.0%} of the test renders")
+    return "judge not valid: " + ("; ".join(why) or "see judge_check")
 
 
 def _interval(r: dict) -> str:
@@ -565,9 +581,7 @@ def verdicts(m01: dict | None, m03: dict | None, comparisons: dict[str, dict], n
             tau = (f"ranking check tau {check['tau']:+.2f} [{check['low']:+.2f}, {check['high']:+.2f}]" if check
                    else "no ranking check")
             valid = bool(judge_check and judge_check.get("valid"))
-            why = ("judge valid" if valid else
-                   f"judge not valid: '{judge_check['worst']}' judged derained on {judge_check['share']:.0%} of the real "
-                   "photographs" if judge_check and judge_check.get("worst") else "judge not validated")
+            why = "judge valid" if valid else _judge_failure(judge_check)
             if valid and check and check["low"] > 0:
                 more_rain = d1["low"] > 0 or d2["low"] > 0
                 less_rain = d1["low"] <= 0 and d2["low"] <= 0

@@ -411,7 +411,9 @@ def recipes(cfg: dict) -> list[Recipe]:
     """Every row of notebook 04 for a preset, searched rows first. Headline rows and controls search the learning
     rate (``tune``); ``ttl`` and ``sup-minority`` train ``f_draws`` minority draws, the other searched rows
     ``f_seeds``; evidence rows, ablations and the sweep take their parent's choice (the sweep's points below 100 %
-    ``f_sweep_draws`` draws, its 100 % point one). Rows of :data:`OPTIONAL_ROWS` run only when ``f_optional_rows``
+    ``f_sweep_draws`` draws, its 100 % point one). A parent has the row's network size: ``sup-full-large`` takes
+    ``sup-minority-large``'s rate, since a rate chosen for the student-sized network does not carry across a capacity
+    change. Rows of :data:`OPTIONAL_ROWS` run only when ``f_optional_rows``
     names them."""
     f, draws, seeds = cfg["f_fraction"], cfg["f_draws"], cfg["f_seeds"]
     rows = [
@@ -426,8 +428,8 @@ def recipes(cfg: dict) -> list[Recipe]:
         Recipe("ssl-minority", "ssl", f, role="control", tune=True, seeds=seeds,
                note="student pretrained by masked denoising on the same unlabeled real-domain images, "
                     "pretraining budget of T1 + T2 + distillation, then fine-tuned like ttl"),
-        Recipe("sup-full-large", "scratch-large", 1.0, role="evidence", parent="sup-full",
-               note="teacher-sized network, all pairs"),
+        Recipe("sup-full-large", "scratch-large", 1.0, role="evidence", parent="sup-minority-large",
+               note="teacher-sized network, all pairs (the learning rate its size class chose on the minority)"),
         Recipe("sup-full-no-context", "scratch", 1.0, role="evidence", parent="sup-full", context=False,
                note="sup-full without the context path (the rain mixture kept)"),
         Recipe("sup-full-before", "scratch", 1.0, role="evidence", parent="sup-full", context=False,

@@ -91,8 +91,10 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     * with ``clean_dir``: its test-split photographs (the first ``e_test_photos`` when that is not 0), whole, at the
       working scale (``photo_size``), with synthetic rain (light and heavy alternating; ``synthetic``) and with
       realistic rain scored against its streak-free target (``realistic``, deraining) and against the clean scene
-      (``realistic_clean``, whole restoration); plus the same three on ``e_n_test`` crops of the bundled photographs
-      (``bundled_...``), a second, independent set;
+      (``realistic_clean``, whole restoration); ``realistic`` also carries ``streak_free_noisy``, the streak-free
+      rendering through the rainy render's own sensor noise (for :func:`ttl.realrain.judge_validity`, not scored);
+      plus the same three on ``e_n_test`` crops of the bundled photographs (``bundled_...``), a second, independent
+      set;
     * without: the bundled photographs are the test set (``synthetic``, ``realistic``, ``realistic_clean``).
     """
     from .datasets import split_paths
@@ -106,8 +108,10 @@ def test_sets(cfg: dict, seed: int, clean_dir=None) -> dict[str, dict[str, list[
     paths = split_paths(clean_dir, "test", "clean_dir")
     paths = paths[:cfg["e_test_photos"]] if cfg["e_test_photos"] else paths
     syn = _render_photos(paths, cfg["photo_size"], seed + 5000, 41)
-    rea = _render_photos(paths, cfg["photo_size"], seed + 5000, 43, realistic=True)
-    return {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
+    rea = _render_photos(paths, cfg["photo_size"], seed + 5000, 43, realistic=True, noisy_target=True)
+    out = {**_with_realistic_targets("", syn["rainy"], rea["rainy"], syn["clean"], rea["streak_free"]), **bundled}
+    out["realistic"]["streak_free_noisy"] = rea["streak_free_noisy"]  # the judge's check only; never a score
+    return out
 
 
 def public_sets(public_dir, limit: int = 0, short_side: int = 0, only: str | None = None) -> dict[str, dict[str, Any]]:
