@@ -130,7 +130,8 @@ print({k: len(v["rainy"]) for k, v in sets.items()}, f"{len(real)} real photogra
 # fell and its scene kept reaches the floor that nine in ten streak-free targets reach on realistic rain rendered on
 # *train* photographs — targets rendered through the rainy input's own sensor noise, since a derainer is not asked to
 # denoise; rain removed where the scene was not kept is not credited. Below: the share of images judged derained for
-# each case (the target should pass, no nuisance may), then the two measures on the test photographs and the real
+# each case (the noise-kept target should pass; the noise-free and public targets are also charged for the noise or
+# faint rain they remove; no nuisance may), then the two measures on the test photographs and the real
 # photographs; every row with intervals in `judge_validation.csv`. The judge may decide something on real
 # photographs only if no nuisance is judged derained on more than 10 % of them *and* the noise-kept target is judged
 # derained on at least half the realistic renders of the test photographs (`ttl.realrain.judge_validity`). A known

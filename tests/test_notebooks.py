@@ -8,6 +8,7 @@ import jupytext
 import pytest
 
 from conftest import REAL_DIR, ROOT, rand_img, write_png
+from ttl import realrain as RR
 from ttl.study import list_notebooks, notebook_cells, run_notebook
 
 NOTEBOOKS = list_notebooks(ROOT / "notebooks")
@@ -199,6 +200,9 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
         assert 0 <= m5["judge"]["test_auc"] <= 1 and 0 < m5["judge"]["scene_floor"] <= 1
         cases = {(r["set"], r["case"]) for r in m5["judge_validation"]}
         assert ("real photographs (no target)", "horizontal blur (sigma 2 px)") in cases
+        # the floor is set on noise-kept targets, and validity checks them on the test renders
+        assert (RR.TARGET_SET, "target") in cases and m5["judge"]["scene_floor_quantile"] == RR.SCENE_FLOOR_QUANTILE
+        assert m5["judge_check"]["target_share"] is not None
         assert "ttl_minus" in m5["noref"]["sup-full"]["credited_rain_left"] and "scene_kept" in m5["noref"]["ttl"]
         assert {"credited rain left", "scene kept"} <= set(m5["ranking_check"])
         assert "input" in m5["ranking_check"]["credited rain left"]["models"]

@@ -122,3 +122,27 @@ def test_a_judge_that_rejects_the_noise_kept_target_is_not_valid():
     assert not RR.judge_validity(rows + [{"set": RR.TARGET_SET, "case": "darkening (x 0.7)",
                                           "derained_share": 1.0}])["valid"]
     assert RR.judge_validity(rows + [{"set": RR.TARGET_SET, "case": "target", "derained_share": 0.5}])["valid"]
+
+
+def test_fit_judge_sets_the_scene_floor_on_the_noise_kept_targets(tmp_path, monkeypatch):
+    """The floor is the SCENE_FLOOR_QUANTILE of what the noise-kept targets keep (not the noise-free ones)."""
+    import ttl.finetune as FT
+    from conftest import rand_img, write_png
+
+    for folder in ("rain", "clean"):
+        for i in range(10):
+            write_png(tmp_path / folder / f"{folder}{i}.png", rand_img(64, 64, seed=i + (0 if folder == "rain" else 50)))
+    calls = {}
+
+    def fake_render(paths, photo_size, seed, tag, realistic=False, noisy_target=False, **kw):
+        calls.update(realistic=realistic, noisy_target=noisy_target)
+        rainy = [_rain(_scene(s, 96), 300 + s) for s in range(len(paths))]
+        return {"rainy": rainy, "streak_free": [torch.zeros_like(r) for r in rainy],  # flat: keeps nothing
+                "streak_free_noisy": [r.clone() for r in rainy]}  # keeps everything
+
+    monkeypatch.setattr(FT, "_render_photos", fake_render)
+    cfg = {"e_judge_steps": 2, "e_judge_renders": 6, "photo_size": 96, "bootstrap": 20, "e_rain_fit_n": 0}
+    judge = RR.fit_judge(tmp_path / "rain", tmp_path / "clean", cfg, progress=False)
+    assert calls == {"realistic": True, "noisy_target": True}
+    assert judge.scene_floor == pytest.approx(1.0) and judge.report["scene_floor_quantile"] == RR.SCENE_FLOOR_QUANTILE
+    assert judge.report["scene_kept_noise_free_targets_median"] < 0.5

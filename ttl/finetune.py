@@ -411,9 +411,9 @@ def recipes(cfg: dict) -> list[Recipe]:
     """Every row of notebook 04 for a preset, searched rows first. Headline rows and controls search the learning
     rate (``tune``); ``ttl`` and ``sup-minority`` train ``f_draws`` minority draws, the other searched rows
     ``f_seeds``; evidence rows, ablations and the sweep take their parent's choice (the sweep's points below 100 %
-    ``f_sweep_draws`` draws, its 100 % point one). A parent has the row's network size: ``sup-full-large`` takes
-    ``sup-minority-large``'s rate, since a rate chosen for the student-sized network does not carry across a capacity
-    change. Rows of :data:`OPTIONAL_ROWS` run only when ``f_optional_rows``
+    ``f_sweep_draws`` draws, its 100 % point one). The evidence row ``sup-full-large`` takes the rate of
+    ``sup-minority-large`` (its network size), since a rate chosen for the student-sized network did not carry across
+    the capacity change; the ablation ``no-distillation`` (T2, teacher-sized) still takes ``ttl``'s, as ablations do. Rows of :data:`OPTIONAL_ROWS` run only when ``f_optional_rows``
     names them."""
     f, draws, seeds = cfg["f_fraction"], cfg["f_draws"], cfg["f_seeds"]
     rows = [

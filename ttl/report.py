@@ -356,15 +356,21 @@ def _evaluation_section(m: dict) -> list[str]:
             cases = list(dict.fromkeys(r["case"] for r in val))
             share = {(r["set"], r["case"]): r["derained_share"] for r in val}
             out += ["", "The judge where the answer is known: share of images judged derained (rain left below the "
-                    "input's and scene kept above the floor). The target should pass; no nuisance may:", "",
+                    "input's and scene kept above the floor). The noise-kept target should pass (the noise-free and public "
+                    "targets are also charged for the noise or faint rain they remove); no nuisance may:", "",
                     "| case | " + " | ".join(sets_) + " |", "|---|" + "---|" * len(sets_)]
             out += [f"| {c} | " + " | ".join(f"{share[(s_, c)]:.0%}" if (s_, c) in share else "" for s_ in sets_) + " |"
                     for c in cases]
             jc = m.get("judge_check") or {}
             if jc.get("worst"):
+                ts = jc.get("target_share")
+                target = ("" if "min_target_share" not in jc else
+                          f"; the noise-kept streak-free target judged derained on at least "
+                          f"{jc['min_target_share']:.0%} of the test renders: "
+                          + ("not measured" if ts is None else f"{ts:.0%}"))
                 out += ["", f"On the real photographs the judge is **{'valid' if jc['valid'] else 'not valid'}** by its "
                         f"rule (no nuisance judged derained on more than {jc['max_share']:.0%} of them; worst: "
-                        f"{jc['worst']}, {jc['share']:.0%})."]
+                        f"{jc['worst']}, {jc['share']:.0%}{target})."]
         rk = m.get("ranking_check") or {}
         if rk:
             out += ["", "Ranking check on the realistic test renders (streak-free target known): Kendall's τ between "
