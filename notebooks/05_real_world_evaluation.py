@@ -164,7 +164,7 @@ if judge is not None:
               f"{judge_check['valid']} (worst nuisance: {judge_check['worst']}, {judge_check['share']:.0%}; target: "
               + ("not measured" if ts is None else f"{ts:.0%}") + ")")
     jt = RR.judge_table(judge_rows)
-    display(jt[jt["set"].isin(["realistic (test photographs)", "real photographs (no target)"])])
+    display(jt[jt["set"].isin(["realistic (test photographs)", RR.TARGET_SET, "real photographs (no target)"])])
 
 # %%
 results = E.evaluate_checkpoints(checkpoints, sets, real, str(dev), niqe_model=niqe_model,

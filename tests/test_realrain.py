@@ -87,6 +87,22 @@ def test_a_destroyed_scene_gets_no_credit_for_the_rain_it_removed():
     assert len(RR.judge_table(rows)) == len(rows)
 
 
+def test_sets_sharing_their_rainy_images_measure_the_nuisances_once():
+    judge = RR.RainJudge(_Constant(), logit_floor=-10.0, scene_floor=0.8)
+    rainy = [_rain(_scene(3), 4), _rain(_scene(5), 2)]
+    targets = [_scene(3), _scene(5)]
+    noisy = [t + 0.01 for t in targets]
+    calls = []
+    measure = judge.measure
+    judge.measure = lambda r, o, left=None: calls.append(1) or measure(r, o, left)
+    shared = RR.validate_judge(judge, {"a": (rainy, targets), "b": (rainy, noisy)}, n_boot=50)
+    n_shared = len(calls)
+    copies = RR.validate_judge(judge, {"a": (rainy, targets), "b": (list(rainy), noisy)}, n_boot=50)
+    assert n_shared == 1 + len(RR.NUISANCES) + 2 * 2  # input and nuisances once, target and half per set
+    assert len(calls) - n_shared == 2 * (1 + len(RR.NUISANCES) + 2)
+    assert shared == copies  # the same rows as when each set is measured on its own
+
+
 def test_ranking_check_reads_agreement_and_disagreement():
     rng = np.random.default_rng(0)
     ref = {m: list(k + 0.1 * rng.standard_normal(30)) for k, m in enumerate("abcd")}

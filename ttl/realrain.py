@@ -304,22 +304,31 @@ def validate_judge(judge: RainJudge, pairs: dict[str, tuple[list, list]], real: 
     the target, half the rain removed (``(rainy + target) / 2``) and every :data:`NUISANCES` applied to the input;
     for the ``real`` rainy photographs (no target): the input and the nuisances. One row per (set, case): mean rain
     left and scene kept with 95 % intervals over images, and the share of images judged derained. The target must
-    pass, no nuisance should. ``limit``: the first images of each set only."""
+    pass, no nuisance should. ``limit``: the first images of each set only. Sets that share their rainy images
+    (the same object, e.g. one render with two targets) measure the input and the nuisances once."""
     from .stats import bootstrap_ci
 
-    sets = {k: (list(r)[:limit], list(t)[:limit]) for k, (r, t) in pairs.items()}
+    sets = {k: (list(r)[:limit], list(t)[:limit], id(r)) for k, (r, t) in pairs.items()}
     if len(real):
-        sets["real photographs (no target)"] = (list(real)[:limit], None)
+        sets["real photographs (no target)"] = (list(real)[:limit], None, id(real))
     rows = []
-    for name, (rainy, target) in sets.items():
-        left_in = judge.rain_left(rainy)
-        cases = {"input": rainy}
+    measured: dict[tuple[int, str], dict] = {}  # (rainy source, case) -> judge.measure of a target-free case
+    inputs_left: dict[int, np.ndarray] = {}  # rainy source -> the inputs' rain left
+    for name, (rainy, target, source) in sets.items():
+        if source not in inputs_left:
+            left_in = inputs_left[source] = judge.rain_left(rainy)
+            measured[(source, "input")] = judge.measure(rainy, rainy, left_in)
+            for k, f in NUISANCES.items():
+                measured[(source, k)] = judge.measure(rainy, [f(x.float().clamp(0, 1)).clamp(0, 1) for x in rainy],
+                                                      left_in)
+        cases: dict[str, Any] = {"input": None}
+        left_in = inputs_left[source]
         if target is not None:
             cases["target"] = target
             cases["half the rain removed"] = [(r + t) / 2 for r, t in zip(rainy, target)]
-        cases.update({k: [f(x.float().clamp(0, 1)).clamp(0, 1) for x in rainy] for k, f in NUISANCES.items()})
+        cases.update(dict.fromkeys(NUISANCES))
         for case, outs in cases.items():
-            m = judge.measure(rainy, outs, left_in)
+            m = measured[(source, case)] if outs is None else judge.measure(rainy, outs, left_in)
             row = {"set": name, "case": case, "n": len(rainy)}
             for k in ("rain_left", "scene_kept"):
                 est, lo, hi = bootstrap_ci(m[k], n_boot=n_boot, seed=seed)
