@@ -1,0 +1,91 @@
+"""Would the study's `sup-full` reach issue 13's +3 dB on the Rain13K test part if its paired pool held the public
+training pairs, as the shipped model's does? One seed (0), the study's `sup-full` recipe and chosen rate (2e-3,
+2000 steps, checkpoint chosen on the study's validation selection crops), with and without the public training
+pairs (the Rain13K sample's fit part and rain200_sample_train, each repeated to about 10 % of the items like the
+shipped recipe, `ttl.ship.public_repeats`). Scored on the Rain13K sample's test part only, as notebook 05 scores it.
+
+Usage: python exp.py DATA_DIR OUT_JSON   (DATA_DIR holds clean_scenes/ and paired_public/)"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ttl.config import resolve_config
+from ttl.datasets import FixedPairs
+from ttl.finetune import finetune, recipes, selection_scores, synthetic_pairs
+from ttl.heldout import public_sets, split_validation, validation_sets
+from ttl.inference import derain_image
+from ttl.layouts import PairedFolderDataset, load_pair
+from ttl.metrics import Target, image_metrics, rain_amount
+from ttl.models import RestorationNet, load_model
+from ttl.ship import public_repeats, public_split
+
+data, out_json = Path(sys.argv[1]), Path(sys.argv[2])
+cfg, seed, lr = resolve_config("default"), 0, 2e-3
+torch.set_num_threads(2)
+clean_dir, public_dir = data / "clean_scenes", data / "paired_public"
+recipe = next(r for r in recipes(cfg) if r.name == "sup-full")
+study_ckpt = Path(__file__).resolve().parents[3] / "weights" / "default" / "sup-full.pt"  # the study's seed 0
+spec = load_model(study_ckpt)[0].spec
+
+pairs = synthetic_pairs(cfg, seed, "train", clean_dir)
+small, _ = split_validation(validation_sets(cfg, seed, clean_dir), cfg["f_val_select"])
+test = public_sets(public_dir, only="rain13k_sample")["rain13k_sample"]
+
+
+def with_public(base: FixedPairs) -> FixedPairs:
+    train, _ = public_split(public_dir)
+    sets = {d.name: PairedFolderDataset(d, role="fit") for d in train}
+    reps = public_repeats(len(base), {k: len(v.items) for k, v in sets.items()}, 0.1)
+    rainy, clean, scenes, amounts = list(base.rainy), list(base.clean), list(base.scenes), list(base.amounts)
+    for name, ds in sets.items():
+        for it in ds.items:
+            x, y = load_pair(it, min_size=cfg["f_patch"])
+            rainy += [x] * reps[name]
+            clean += [y] * reps[name]
+            scenes += [f"{name}/{it.scene}"] * reps[name]
+            amounts += [rain_amount(x, y)] * reps[name]
+    out = FixedPairs(rainy, clean, scenes, base.patch, seed, {**base.info, "public": {k: {"n": len(v.items),
+                                                                                             "repeats": reps[k]}
+                                                                                         for k, v in sets.items()}})
+    out.amounts = amounts
+    return out
+
+
+def score(model) -> dict:
+    vals = {"psnr_y": [], "bias_y": []}
+    for x, y in zip(test["rainy"], test["clean"]):
+        pred = x if model is None else derain_image(model, x, device="cpu")
+        for k, v in image_metrics(pred[None], Target(y[None]), which=("psnr_y", "bias_y")).items():
+            vals[k].append(float(v[0]))
+    return vals
+
+
+def boot(d: np.ndarray, n: int = 2000) -> list[float]:
+    g = np.random.default_rng(0)
+    m = [d[g.integers(0, len(d), len(d))].mean() for _ in range(n)]
+    return [float(d.mean()), float(np.percentile(m, 2.5)), float(np.percentile(m, 97.5))]
+
+
+res = {"input": score(None), "study sup-full (seed 0, committed)": score(load_model(study_ckpt)[0].eval())}
+for name, p in (("rerun, study pool", pairs), ("rerun, study pool + public training pairs", with_public(pairs))):
+    torch.manual_seed(seed)
+    model = RestorationNet(width=spec["width"], depth=spec["depth"], blocks=spec["blocks"],
+                           context=spec.get("context", False))
+    t = time.time()
+    log = finetune(model, p, recipe, cfg, seed, "cpu", None, validate=lambda m: selection_scores(m, small), lr=lr)
+    res[name] = score(model.eval())
+    res[name + " (training)"] = {"best_step": log["best"]["step"], "best_select": log["best"]["value"],
+                                 "items": len(p), "time_s": time.time() - t}
+    print(name, res[name + " (training)"], flush=True)
+summary = {}
+inp = np.asarray(res["input"]["psnr_y"])
+for k, v in res.items():
+    if "psnr_y" in v and k != "input":
+        summary[k] = {"gain_psnr_y": boot(np.asarray(v["psnr_y"]) - inp), "bias_y": float(np.mean(v["bias_y"]))}
+summary["input"] = {"psnr_y": float(inp.mean()), "bias_y": float(np.mean(res["input"]["bias_y"]))}
+print(json.dumps(summary, indent=1))
+out_json.write_text(json.dumps({"summary": summary, "per_image": res, "n_test": len(inp)}, indent=1))
