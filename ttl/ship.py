@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "BUDGET", "budget_minutes",
+__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "add_public_pairs", "BUDGET", "budget_minutes",
            "training_pairs", "train_derainer", "PReNetArch"]
 
 SHIP_DIR = Path(__file__).resolve().parent.parent / "weights" / "derain"
@@ -102,6 +102,26 @@ def public_repeats(n_rendered: int, sizes: dict[str, int], share: float) -> dict
     return {k: max(1, round(share * total / n)) for k, n in sizes.items()}
 
 
+def add_public_pairs(rainy: list, clean: list, scenes: list, public_train: list[Path], share: float,
+                     min_size: int = 1) -> dict[str, Any]:
+    """Append the pairs of each ``public_train`` folder (its ``"fit"`` part, :data:`ttl.layouts.SHARED_PUBLIC`) to
+    ``rainy``, ``clean`` and ``scenes`` (``<folder>/<scene>``), each folder repeated to make about ``share`` of the
+    items beside the ``len(rainy)`` already there (:func:`public_repeats`). Returns each folder's manifest with its
+    ``n``, ``repeats`` and final ``share``."""
+    from .layouts import PairedFolderDataset, load_pair
+
+    sets = {folder.name: PairedFolderDataset(folder, role="fit") for folder in public_train}
+    repeats = public_repeats(len(rainy), {k: len(ds.items) for k, ds in sets.items()}, share)
+    for name, ds in sets.items():
+        for it in ds.items:
+            x, y = load_pair(it, min_size=min_size)
+            rainy += [x] * repeats[name]
+            clean += [y] * repeats[name]
+            scenes += [f"{name}/{it.scene}"] * repeats[name]
+    return {name: {**ds.manifest(), "n": len(ds.items), "repeats": repeats[name],
+                   "share": round(len(ds.items) * repeats[name] / len(rainy), 4)} for name, ds in sets.items()}
+
+
 def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) -> Any:
     """:class:`ttl.datasets.FixedPairs` of the shipped model: the train split of ``clean_dir`` rendered
     ``recipe["renders"]`` times with the rain mixture ``recipe["rain"]``, and the pairs of each ``public_train``
@@ -110,7 +130,6 @@ def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) 
     from .config import folder_manifest
     from .datasets import FixedPairs, split_paths
     from .finetune import _render_photos
-    from .layouts import PairedFolderDataset, load_pair
 
     rainy, clean, scenes = [], [], []
     manifest: dict[str, Any] = {}
@@ -122,17 +141,7 @@ def training_pairs(recipe: dict, clean_dir=None, public_train: list[Path] = ()) 
         manifest["clean_dir"] = {"folder": str(clean_dir), "split": "train", "renders": recipe["renders"],
                                  "amounts": {a: r["amounts"].count(a) for a in recipe["rain"]},
                                  "files": folder_manifest(paths)}
-    sets = {folder.name: PairedFolderDataset(folder, role="fit") for folder in public_train}
-    repeats = public_repeats(len(rainy), {k: len(ds.items) for k, ds in sets.items()}, recipe["public_share"])
-    for name, ds in sets.items():
-        for it in ds.items:
-            x, y = load_pair(it, min_size=recipe["patch"])
-            rainy += [x] * repeats[name]
-            clean += [y] * repeats[name]
-            scenes += [f"{name}/{it.scene}"] * repeats[name]
-    for name, ds in sets.items():
-        manifest[name] = {**ds.manifest(), "n": len(ds.items), "repeats": repeats[name],
-                          "share": round(len(ds.items) * repeats[name] / len(rainy), 4)}
+    manifest.update(add_public_pairs(rainy, clean, scenes, public_train, recipe["public_share"], recipe["patch"]))
     if not rainy:
         raise FileNotFoundError("no training data: give clean_dir (rain-free photographs) and/or public training pairs "
                                 "(public_dir with folders named *_train)")

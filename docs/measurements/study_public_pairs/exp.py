@@ -19,10 +19,9 @@ from ttl.datasets import FixedPairs
 from ttl.finetune import finetune, recipes, selection_scores, synthetic_pairs
 from ttl.heldout import public_sets, split_validation, validation_sets
 from ttl.inference import derain_image
-from ttl.layouts import PairedFolderDataset, load_pair
 from ttl.metrics import Target, image_metrics, rain_amount
 from ttl.models import RestorationNet, load_model
-from ttl.ship import public_repeats, public_split
+from ttl.ship import add_public_pairs, public_split
 
 data, out_json = Path(sys.argv[1]), Path(sys.argv[2])
 cfg, lr = resolve_config("default"), 2e-3
@@ -41,20 +40,10 @@ test = public_sets(public_dir, only="rain13k_sample")["rain13k_sample"]
 
 def with_public(pool: FixedPairs) -> FixedPairs:
     train, _ = public_split(public_dir)
-    sets = {d.name: PairedFolderDataset(d, role="fit") for d in train}
-    reps = public_repeats(len(pool), {k: len(v.items) for k, v in sets.items()}, 0.1)
-    rainy, clean, scenes, amounts = list(pool.rainy), list(pool.clean), list(pool.scenes), list(pool.amounts)
-    for name, ds in sets.items():
-        for it in ds.items:
-            x, y = load_pair(it, min_size=cfg["f_patch"])
-            rainy += [x] * reps[name]
-            clean += [y] * reps[name]
-            scenes += [f"{name}/{it.scene}"] * reps[name]
-            amounts += [rain_amount(x, y)] * reps[name]
-    out = FixedPairs(rainy, clean, scenes, pool.patch, base, {**pool.info, "public": {k: {"n": len(v.items),
-                                                                                             "repeats": reps[k]}
-                                                                                         for k, v in sets.items()}})
-    out.amounts = amounts
+    rainy, clean, scenes = list(pool.rainy), list(pool.clean), list(pool.scenes)
+    public = add_public_pairs(rainy, clean, scenes, train, 0.1, min_size=cfg["f_patch"])
+    out = FixedPairs(rainy, clean, scenes, pool.patch, base, {**pool.info, "public": public})
+    out.amounts = list(pool.amounts) + [rain_amount(x, y) for x, y in zip(rainy[len(pool):], clean[len(pool):])]
     return out
 
 
