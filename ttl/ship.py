@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
-__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "add_public_pairs", "BUDGET", "budget_minutes",
-           "training_pairs", "train_derainer", "PReNetArch"]
+__all__ = ["RECIPE", "SHIP_DIR", "SHIP_NAME", "PRENET", "public_split", "public_repeats", "add_public_pairs", "BUDGET",
+           "budget_minutes", "training_pairs", "train_derainer", "PReNetArch"]
 
 SHIP_DIR = Path(__file__).resolve().parent.parent / "weights" / "derain"
 TILE = 512  # `ttl derain`'s default tile (px), timed beside the whole-image speed
