@@ -2,7 +2,8 @@
 training pairs, as the shipped model's does? One draw (seed 0 by default), the study's `sup-full` recipe and
 chosen rate (2e-3, 2000 steps, checkpoint chosen on the study's validation selection crops), with and without the
 public training pairs (the Rain13K sample's fit part and rain200_sample_train, each repeated to about 10 % of the
-items like the shipped recipe, `ttl.ship.public_repeats`). Scored on the Rain13K sample's test part only, as notebook 05 scores it.
+items like the shipped recipe, `ttl.ship.public_repeats`). Scored on the Rain13K sample's test part only, as
+notebook 05 scores it.
 
 Usage: python exp.py DATA_DIR OUT_JSON [SEED]   (DATA_DIR holds clean_scenes/ and paired_public/; SEED: the draw,
 default 0, whose committed checkpoint is also scored as a check)"""
