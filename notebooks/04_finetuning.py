@@ -22,7 +22,11 @@
 # training photographs) of a fixed paired synthetic training set: the train split of the clean photographs
 # (`clean_dir`), each rendered `f_renders` times, once, like a dataset on disk, with a rain amount that cycles through
 # `f_rain`: the calibrated synthetic light and heavy rain, and no rain at all (the rain-free renders and the context
-# path are the fix for a darkening defect; notebook 05 measures it before and after).
+# path are the fix for a darkening defect; notebook 05 measures it before and after). When `public_dir` holds public
+# *training* pairs (`rain200_sample_train`, the fit part of the Rain13K sample; never a test pair), they join the pool,
+# each folder about `f_public_share` of the items, as in the shipped model's data (`ttl.finetune.training_pool`); a
+# minority holds the same share of each source's scenes (rounded: at 1 %, the 3 photographs alone; at 10 %, 28
+# photographs and 2 pairs of each public folder).
 #
 # **Equal effort for every row** (Oliver et al., NeurIPS 2018; He et al., ICCV 2019). Every row trains with the same
 # engine, loss (`f_loss`), batch, crops and warm-up + cosine schedule: `f_steps` steps on all pairs, `f_steps_minority`
@@ -67,7 +71,7 @@ clean_dir = None  # clean photographs (the scene bank): their train split makes 
 synthetic_dir = None  # a paired synthetic dataset on disk (Rain100L/H, Rain13K, ...): replaces the rendered pairs
 real_dir = None  # real rainy photographs (train split): with clean_dir's rendered realistic rain, the unlabeled
 #                  real-domain images of Syn2Real, of the masked-denoising pretraining and of the distillations
-public_dir = None  # unused here (public pairs are test data: notebook 05)
+public_dir = None  # public paired sets: their training pairs join the pool (f_public_share); test pairs: notebook 05
 teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoints of this preset)
 student_path = None  # the distilled student (None: notebook 03's checkpoint of this preset)
 resume = False  # True continues killed runs from their last checkpoints
@@ -83,6 +87,7 @@ f_lr_grid = None
 f_search_draws = None
 f_dose = None
 f_loss = None
+f_public_share = None
 
 # %%
 import time
@@ -106,10 +111,11 @@ NAME = "04_finetuning"
 started, revision = time.time(), C.git_revision()
 cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_draws=f_draws, f_seeds=f_seeds,
                                     f_steps=f_steps, f_steps_minority=f_steps_minority, f_lr_grid=f_lr_grid,
-                                    f_search_draws=f_search_draws, f_dose=f_dose, f_loss=f_loss))
+                                    f_search_draws=f_search_draws, f_dose=f_dose, f_loss=f_loss,
+                                    f_public_share=f_public_share))
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 synthetic_path = C.check_dir(synthetic_dir, "synthetic_dir")
-C.check_dir(public_dir, "public_dir")
+public_path = C.check_dir(public_dir, "public_dir")
 teachers_path = Path(teachers_dir or Path(results_dir) / "02_teacher_pretraining" / preset / "checkpoints")
 student_file = Path(student_path or Path(results_dir) / "03_distillation" / preset / "checkpoints" / "student.pt")
 dev = ttl.resolve_device(device)
@@ -132,8 +138,12 @@ print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synth
 
 # %%
 out = FT.run_finetuning(cfg, seed, str(dev), student_file, teachers_path, res_dir, real_dir=real_path,
-                        clean_dir=clean_path, synthetic_dir=synthetic_path, resume=resume, only=only)
+                        clean_dir=clean_path, synthetic_dir=synthetic_path, resume=resume, only=only,
+                        public_dir=public_path)
 rows, runs, search = out["rows"], out["runs"], out["search"]
+print("paired pool:", len(out["pairs"]), "items;", {k: f"{v['n']} pairs x {v['repeats']} ({v['share']:.0%})"
+                                                    for k, v in out["pairs"].info.get("public", {}).items()} or
+      "no public training pairs")
 scores = {n: S.model_scores(r, cfg["bootstrap"], seed) for n, r in runs.items()}
 params = {n: r[0]["params"] for n, r in runs.items()}
 
@@ -301,7 +311,7 @@ metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "p
            "diagnosis": diagnosis, "transfer_diagnosis": diag,
            "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "pretraining_logs": out["pretraining_logs"]}
 manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path,
-                                                           synthetic_dir=synthetic_path)}
+                                                           synthetic_dir=synthetic_path, public_dir=public_path)}
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)
 C.write_json(res_dir / "metrics.json", record)
 print(f"wrote {res_dir / 'metrics.json'} ({record['wall_time_s']:.0f} s)")

@@ -67,6 +67,49 @@ def test_minorities_are_nested_for_a_seed_and_differ_between_seeds(pairs):
         FT.Minority(pairs, 0.0, seed=0)
 
 
+def test_the_pool_adds_public_training_pairs_only_and_minorities_keep_each_source_share(tmp_path):
+    """notebook 04's pool (training_pool): the rendered photographs plus the public *training* pairs (folders
+    *_train, the fit part of rain13k_sample), never a test pair; a minority draws every source in proportion."""
+    from conftest import rand_img, write_png
+
+    from ttl.layouts import public_role
+
+    for i in range(20):
+        write_png(tmp_path / "clean" / f"a_{i:02d}.png", rand_img(70, 90, seed=i))
+    public = tmp_path / "public"
+    for name, n in (("set_train", 10), ("set_test", 3)):
+        for i in range(n):
+            clean = rand_img(64, 72, seed=100 + i)
+            write_png(public / name / "norain" / f"norain-{i + 1}.png", clean)
+            write_png(public / name / "rain" / f"norain-{i + 1}.png", np.clip(clean.astype(int) + 60, 0, 255)
+                      .astype(np.uint8))
+    for i in range(12):
+        clean = rand_img(64, 72, seed=200 + i)
+        write_png(public / "rain13k_sample" / "target" / f"{i}.png", clean)
+        write_png(public / "rain13k_sample" / "input" / f"{i}.png", np.clip(clean.astype(int) + 8, 0, 255)
+                  .astype(np.uint8))
+    cfg = resolve_config("smoke", f_renders=3)
+    own = FT.synthetic_pairs(cfg, 0, "train", clean_dir=tmp_path / "clean")
+    pool = FT.training_pool(cfg, 0, tmp_path / "clean", public_dir=public)
+    assert all(torch.equal(a, b) for a, b in zip(own.rainy, pool.rainy)) and pool.scenes[:len(own)] == own.scenes
+    fit = {f"rain13k_sample/{i}" for i in range(12) if public_role(f"{i}.png") == "fit"}
+    assert {s for s in pool.scenes if s.startswith("rain13k_sample/")} == fit  # its test part never trains
+    assert not any(s.startswith("set_test/") for s in pool.scenes)
+    assert set(pool.info["public"]) == {"rain13k_sample", "set_train"}
+    for name, rec in pool.info["public"].items():  # each folder about f_public_share of the items
+        assert rec["share"] == pytest.approx(cfg["f_public_share"], abs=0.06)
+        assert pool.sources.count(name) == rec["n"] * rec["repeats"]
+    assert len(pool.amounts) == len(pool) and set(pool.amounts[len(own):]) <= {"none", "light", "heavy"}
+    assert pool.amounts[pool.sources.index("set_train")] == "heavy"  # measured: +60 grey levels
+    # a small minority holds the rendered photographs only, as before; a larger one every source in proportion
+    assert FT.Minority(pool, 0.04, seed=0).scenes == FT.Minority(own, 0.04, seed=0).scenes
+    half, whole = FT.Minority(pool, 0.5, seed=0), FT.Minority(pool, 1.0, seed=0)
+    assert sum(s.startswith("set_train/") for s in half.scenes) == 5 and set(half.indices) <= set(whole.indices)
+    assert sorted(whole.indices) == list(range(len(pool)))
+    # a pool of given pairs (synthetic_dir), or a zero share, adds nothing
+    assert len(FT.training_pool(dict(cfg, f_public_share=0.0), 0, tmp_path / "clean", public_dir=public)) == len(own)
+
+
 class _Leaky(torch.utils.data.Dataset):
     def __len__(self):
         return 4

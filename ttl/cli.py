@@ -245,7 +245,7 @@ def _stage(a: argparse.Namespace) -> int:
         from .finetune import run_finetuning
 
         run_finetuning(cfg, a.seed, dev, root / "03_distillation" / a.preset / "checkpoints" / "student.pt", teachers,
-                       out_dir, real, clean, syn, resume=a.resume)
+                       out_dir, real, clean, syn, resume=a.resume, public_dir=check_dir(a.public_dir, "public_dir"))
         saved = {}
     if is_main():
         for name, model in saved.items():
@@ -366,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     st.add_argument("--real-dir")
     st.add_argument("--clean-dir")
     st.add_argument("--synthetic-dir")
+    st.add_argument("--public-dir", help="public paired sets: finetune adds their training pairs to the pool")
     st.add_argument("--resume", action="store_true", help="continue killed runs from their last checkpoints")
     st.add_argument("--param", "-p", action="append", help="any preset size, NAME=VALUE (JSON values)")
     st.set_defaults(fn=_stage)

@@ -67,6 +67,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_seeds": 2,  # seeds of the other searched rows (sup-full, syn2real, the controls)
         "f_sweep_draws": 2,  # draws of the sweep's minority points
         "f_optional_rows": ["ttl-target-ms"],  # optional rows of notebook 04 that this preset runs (ttl.finetune.OPTIONAL_ROWS)
+        "f_public_share": 0.1,  # share of each public training folder in notebook 04's pool (ttl.finetune.training_pool)
         "f_steps": 4,  # rows on all pairs
         "f_steps_minority": 3,  # rows on a minority (they peak early; checkpoints are chosen on validation)
         "f_val_every": 2,  # validation interval (steps) of fine-tuning: checkpoint selection
@@ -141,6 +142,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_seeds": 2,  # 3 did not fit the study's time with the search (README ledger)
         "f_sweep_draws": 2,
         "f_optional_rows": ["ttl-target-ms"],  # [] saves about 75 s (README, presets)
+        "f_public_share": 0.1,  # as ttl.ship.RECIPE: sup-full +0.6 dB on Rain13K (docs/measurements/study_public_pairs)
         "f_steps": 2000,
         "f_steps_minority": 1000,
         "f_val_every": 100,
@@ -214,6 +216,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_seeds": 3,
         "f_sweep_draws": 2,
         "f_optional_rows": ["ttl-target-ms"],
+        "f_public_share": 0.1,
         "f_steps": 60000,
         "f_steps_minority": 20000,
         "f_val_every": 1000,

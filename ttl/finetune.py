@@ -33,7 +33,10 @@ row                     what it is
 
 The paired synthetic training set is *fixed* (rendered once, like a dataset on disk: a minority means fewer distinct
 rainy images, not fewer steps); its rain amount spans rain-free, light and heavy (``f_rain``), so that a network
-learns how much to remove instead of a fixed darkening; training draws random crops and flips from it.
+learns how much to remove instead of a fixed darkening; training draws random crops and flips from it. With public
+training pairs at hand (``public_dir``), :func:`training_pool` adds them, each folder about ``f_public_share`` of the
+items, as the shipped model's data do (:mod:`ttl.ship`); a minority draws the same share of each source's scenes
+(:class:`Minority`).
 Every pretrained start (the rows whose ``init`` is not ``scratch...``) is prepared by :func:`prepare_start`: its
 output head is zeroed (``f_reset_head``: the identity, where every scratch row starts) and each layer is rescaled to
 the output scale of the same layer in a fresh network (``f_rescale_start``, :func:`ttl.models.match_layer_scale`).
@@ -41,8 +44,8 @@ The distilled student's deep activations are about 200x a fresh network's (its f
 standardised targets), which made its fine-tuning unstable: one minority draw of the committed run of 1765cbc fell
 from 21 to 19 dB and never recovered (docs/measurements/start_scale).
 
-Minorities are nested for one seed (the 1 % pairs are among the 5 %, which are among the 10 %) and differ between
-seeds (a seed is a minority draw). No clean image of the real domain reaches any of this: the real-domain streams
+Minorities are nested for one seed (the 1 % pairs are among the 5 %, which are among the 10 %, source by source) and
+differ between seeds (a seed is a minority draw). No clean image of the real domain reaches any of this: the real-domain streams
 (Syn2Real's, the masked-denoising pretraining's) are :class:`ttl.datasets.RealDomainUnlabeled`, checked with
 :func:`ttl.datasets.assert_unlabeled`. The validation data that choose checkpoints live in :mod:`ttl.heldout`, the
 summaries of the rows' scores in :mod:`ttl.scores`.
@@ -72,7 +75,7 @@ from .utils import resolve_device
 from .utils import generator, seed_of
 
 __all__ = ["Minority", "WithUnlabeled", "UnlabeledPool", "GPPseudoLabels", "Recipe", "recipes", "synthetic_pairs",
-           "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning", "example_rows",
+           "training_pool", "finetune", "evaluate_model", "pct", "checkpoint_name", "run_finetuning", "example_rows",
            "recipe_steps", "patch_schedule", "ROLES", "SELECT_DOMAINS", "SELECT_KEY", "selection_scores",
            "masked_denoising_step", "ssl_pretrain", "start_batch", "prepare_start"]
 
@@ -208,20 +211,61 @@ def synthetic_pairs(cfg: dict, seed: int, split: str = "train", clean_dir=None, 
     return out
 
 
+def training_pool(cfg: dict, seed: int, clean_dir=None, synthetic_dir=None, public_dir=None) -> FixedPairs:
+    """Notebook 04's paired pool: the ``train`` split of :func:`synthetic_pairs` and, when those pairs are rendered
+    (no ``synthetic_dir``) and ``public_dir`` holds public training pairs (:func:`ttl.ship.public_split`: folders
+    ``*_train`` and the ``"fit"`` part of :data:`ttl.layouts.SHARED_PUBLIC`; never a test pair), those pairs, each
+    folder repeated to about ``cfg["f_public_share"]`` of the items (:func:`ttl.ship.add_public_pairs`), their rain
+    amounts measured (:func:`ttl.metrics.rain_amount`). ``.sources`` names each item's source (``info["source"]`` of
+    the rendered pairs, else the public folder), so that :class:`Minority` draws the same share of every source's
+    scenes. The manifest lists the public folders under ``"public"``."""
+    from .ship import add_public_pairs, public_split
+
+    pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)
+    pairs.sources = [pairs.info["source"]] * len(pairs)
+    share = cfg.get("f_public_share", 0.0)
+    train = public_split(public_dir)[0] if public_dir is not None and synthetic_dir is None and share else []
+    if not train:
+        return pairs
+    n = len(pairs)
+    rainy, clean, scenes = list(pairs.rainy), list(pairs.clean), list(pairs.scenes)
+    public = add_public_pairs(rainy, clean, scenes, train, share, min_size=cfg["f_patch"])
+    out = FixedPairs(rainy, clean, scenes, pairs.patch, seed, {**pairs.info, "public": public})
+    measured: dict[int, str] = {}  # a repeated pair is measured once
+    for x, y in zip(rainy[n:], clean[n:]):
+        if id(x) not in measured:
+            measured[id(x)] = rain_amount(x, y)
+    out.amounts = list(pairs.amounts) + [measured[id(x)] for x in rainy[n:]]
+    out.sources = pairs.sources + [s.split("/", 1)[0] for s in scenes[n:]]
+    return out
+
+
 class Minority(Dataset):
     """The pairs of the first ``ceil(fraction * S)`` of the ``S`` scenes of ``data`` in a seeded permutation (so
     minorities are nested across fractions for one seed, and a minority of scenes, not only of renders), repeated
     so that an epoch holds at least ``min_len`` items. ``fraction=1`` is every pair. ``amounts``: keep only the
-    renders with these rain amounts (``data.amounts``, set by :func:`synthetic_pairs`)."""
+    renders with these rain amounts (``data.amounts``, set by :func:`synthetic_pairs`).
+
+    A pool of several sources (``data.sources``, set by :func:`training_pool`) is drawn source by source, each in
+    its own permutation: the first source as above, every other one ``round(fraction * S)`` of its ``S`` scenes
+    (none for a small fraction), so that a minority holds the sources in the pool's proportions."""
 
     def __init__(self, data: FixedPairs, fraction: float, seed: int, min_len: int = 1,
                  amounts: tuple[str, ...] | None = None):
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
         self.data, self.fraction = data, fraction
-        scenes = sorted(set(data.scenes))
-        perm = torch.randperm(len(scenes), generator=generator(seed_of(seed, 23))).tolist()
-        self.scenes = sorted(scenes[k] for k in perm[:max(1, math.ceil(fraction * len(scenes)))])
+        strata: dict[str, set[str]] = {}  # source -> its scenes, sources in order of first appearance
+        for src, scene in zip(getattr(data, "sources", None) or [""] * len(data.scenes), data.scenes):
+            strata.setdefault(src, set()).add(scene)
+        drawn = []
+        for k, (src, group) in enumerate(strata.items()):
+            scenes = sorted(group)
+            g = generator(seed_of(seed, 23) if k == 0 else seed_of(seed, 23, src))
+            perm = torch.randperm(len(scenes), generator=g).tolist()
+            n = max(1, math.ceil(fraction * len(scenes))) if k == 0 else round(fraction * len(scenes))
+            drawn += [scenes[j] for j in perm[:n]]
+        self.scenes = sorted(drawn)
         keep = set(self.scenes)
         have = getattr(data, "amounts", None)
         if amounts is not None and have is None:
@@ -607,8 +651,9 @@ def _trial_lr(recipe: Recipe, chosen: dict[str, float], cfg: dict) -> tuple[floa
 
 def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir, out_dir, real_dir=None,
                    clean_dir=None, synthetic_dir=None, resume: bool = False, progress: bool = True,
-                   only: list[str] | None = None) -> dict[str, Any]:
-    """Train every row of :func:`recipes` (or those named in ``only``) and score each on the validation sets.
+                   only: list[str] | None = None, public_dir=None) -> dict[str, Any]:
+    """Train every row of :func:`recipes` (or those named in ``only``) on :func:`training_pool` (with
+    ``public_dir``'s training pairs) and score each on the validation sets.
 
     Rows with ``tune`` first search the learning rate: the first ``f_search_draws`` draws (seeds) at each lr of
     ``f_lr_grid``, every trial's checkpoint chosen by validation (:func:`selection_scores`); the lr whose chosen
@@ -627,7 +672,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
 
     out_dir = Path(out_dir)
     rows = [r for r in recipes(cfg) if only is None or r.name in only]
-    pairs = synthetic_pairs(cfg, seed, "train", clean_dir, synthetic_dir)
+    pairs = training_pool(cfg, seed, clean_dir, synthetic_dir, public_dir)
     small, val = split_validation(validation_sets(cfg, seed, clean_dir, synthetic_dir), cfg["f_val_select"])
     validate = lambda m: selection_scores(m, small)  # noqa: E731
 
@@ -732,14 +777,13 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
 
 def start_batch(pairs: FixedPairs, n: int = 16, size: int = 128, seed: int = 123) -> torch.Tensor:
     """The batch that sets a pretrained start's layer scales (:func:`prepare_start`): centre ``size`` crops of ``n``
-    training inputs drawn with a fixed seed (training data only; nothing held out)."""
+    training inputs drawn with a fixed seed (training data only; nothing held out); smaller where an input is."""
     g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(pairs), generator=g)[:n].tolist()
+    images = [pairs.rainy[i] for i in torch.randperm(len(pairs), generator=g)[:n].tolist()]
+    s = min(size, *(min(x.shape[-2:]) for x in images))
     crops = []
-    for i in idx:
-        x = pairs.rainy[i]
+    for x in images:
         h, w = x.shape[-2:]
-        s = min(size, h, w)
         crops.append(x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s].float() / 255)
     return torch.stack(crops)
 

@@ -312,23 +312,22 @@ def validate_judge(judge: RainJudge, pairs: dict[str, tuple[list, list]], real: 
     if len(real):
         sets["real photographs (no target)"] = (list(real)[:limit], None, id(real))
     rows = []
-    measured: dict[tuple[int, str], dict] = {}  # (rainy source, case) -> judge.measure of a target-free case
-    inputs_left: dict[int, np.ndarray] = {}  # rainy source -> the inputs' rain left
+    shared: dict[int, tuple[np.ndarray, dict[str, dict]]] = {}  # rainy source -> (inputs' rain left, target-free cases)
     for name, (rainy, target, source) in sets.items():
-        if source not in inputs_left:
-            left_in = inputs_left[source] = judge.rain_left(rainy)
-            measured[(source, "input")] = judge.measure(rainy, rainy, left_in)
-            for k, f in NUISANCES.items():
-                measured[(source, k)] = judge.measure(rainy, [f(x.float().clamp(0, 1)).clamp(0, 1) for x in rainy],
-                                                      left_in)
+        if source not in shared:
+            left = judge.rain_left(rainy)
+            free = {"input": judge.measure(rainy, rainy, left)}
+            free.update({k: judge.measure(rainy, [f(x.float().clamp(0, 1)).clamp(0, 1) for x in rainy], left)
+                         for k, f in NUISANCES.items()})
+            shared[source] = (left, free)
+        left_in, free = shared[source]
         cases: dict[str, Any] = {"input": None}
-        left_in = inputs_left[source]
         if target is not None:
             cases["target"] = target
             cases["half the rain removed"] = [(r + t) / 2 for r, t in zip(rainy, target)]
         cases.update(dict.fromkeys(NUISANCES))
         for case, outs in cases.items():
-            m = measured[(source, case)] if outs is None else judge.measure(rainy, outs, left_in)
+            m = free[case] if outs is None else judge.measure(rainy, outs, left_in)
             row = {"set": name, "case": case, "n": len(rainy)}
             for k in ("rain_left", "scene_kept"):
                 est, lo, hi = bootstrap_ci(m[k], n_boot=n_boot, seed=seed)

@@ -218,7 +218,7 @@ def summary(result: dict[str, Any]) -> str:
 
 def _main(argv: Sequence[str] | None = None) -> None:
     from .config import PRESETS, find_data_dir, git_revision, resolve_config, write_json
-    from .finetune import start_batch, synthetic_pairs
+    from .finetune import start_batch, training_pool
     from .heldout import validation_sets
 
     p = argparse.ArgumentParser(prog="python -m ttl.transfer", description=__doc__.split("\n\n")[0])
@@ -243,7 +243,8 @@ def _main(argv: Sequence[str] | None = None) -> None:
     sets = validation_sets(cfg, a.seed, clean_dir)
     sets = {k: sets[k] for k in ("synthetic", "realistic")}
     context = bool(cfg.get("context", False))
-    calib = start_batch(synthetic_pairs(cfg, a.seed, "train", clean_dir))
+    public_dir = data / "paired_public" if data is not None and (data / "paired_public").is_dir() else None
+    calib = start_batch(training_pool(cfg, a.seed, clean_dir, public_dir=public_dir))  # notebook 04's pool
     result = diagnose(cfg, a.seed, student, checkpoints, sets, context, calib, rows=tuple(checkpoints))
     out = Path(a.out or res / f"transfer_diagnosis_{a.preset}.json")
     # its own revision and the revision of the study run it diagnoses (they differ when the code moved on since)
