@@ -217,7 +217,7 @@ def summary(result: dict[str, Any]) -> str:
 
 
 def _main(argv: Sequence[str] | None = None) -> None:
-    from .config import PRESETS, find_data_dir, git_revision, resolve_config, write_json
+    from .config import PRESETS, data_parameters, find_data_dir, git_revision, resolve_config, write_json
     from .finetune import start_batch, training_pool
     from .heldout import validation_sets
 
@@ -239,11 +239,11 @@ def _main(argv: Sequence[str] | None = None) -> None:
     checkpoints = {r: ck / f"{r}.pt" for r in ("ttl", "sup-minority", "sup-full") if (ck / f"{r}.pt").is_file()}
     student = res / "03_distillation" / a.preset / "checkpoints" / "student.pt"
     data = find_data_dir() if a.data_dir == "auto" else (Path(a.data_dir) if a.data_dir != "none" else None)
-    clean_dir = data / "clean_scenes" if data is not None and (data / "clean_scenes").is_dir() else None
+    folders = {k: Path(v) for k, v in data_parameters(data).items()} if data is not None and data.is_dir() else {}
+    clean_dir, public_dir = folders.get("clean_dir"), folders.get("public_dir")
     sets = validation_sets(cfg, a.seed, clean_dir)
     sets = {k: sets[k] for k in ("synthetic", "realistic")}
     context = bool(cfg.get("context", False))
-    public_dir = data / "paired_public" if data is not None and (data / "paired_public").is_dir() else None
     calib = start_batch(training_pool(cfg, a.seed, clean_dir, public_dir=public_dir))  # notebook 04's pool
     result = diagnose(cfg, a.seed, student, checkpoints, sets, context, calib, rows=tuple(checkpoints))
     out = Path(a.out or res / f"transfer_diagnosis_{a.preset}.json")

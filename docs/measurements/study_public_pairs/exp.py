@@ -5,6 +5,11 @@ public training pairs (the Rain13K sample's fit part and rain200_sample_train, e
 items like the shipped recipe, `ttl.ship.public_repeats`). Scored on the Rain13K sample's test part only, as
 notebook 05 scores it.
 
+The pool with the public pairs is `ttl.finetune.training_pool`, notebook 04's pool since 0547330 (its pairs, amounts
+and manifest equal what this script built by hand before, checked item by item); "study pool" is the pool before
+0547330 (`synthetic_pairs`). The committed checkpoint scored for seed 0 is whatever `weights/default/sup-full.pt`
+holds: at the time of the measurement the study's pool without the public pairs, since 0547330 the pool with them.
+
 Usage: python exp.py DATA_DIR OUT_JSON [SEED]   (DATA_DIR holds clean_scenes/ and paired_public/; SEED: the draw,
 default 0, whose committed checkpoint is also scored as a check). `summarize.py` reads the per-image results."""
 import json
@@ -15,13 +20,11 @@ from pathlib import Path
 import torch
 
 from ttl.config import resolve_config
-from ttl.datasets import FixedPairs
-from ttl.finetune import finetune, recipes, selection_scores, synthetic_pairs
+from ttl.finetune import finetune, recipes, selection_scores, synthetic_pairs, training_pool
 from ttl.heldout import public_sets, split_validation, validation_sets
 from ttl.inference import derain_image
-from ttl.metrics import Target, image_metrics, rain_amount
+from ttl.metrics import Target, image_metrics
 from ttl.models import RestorationNet, load_model
-from ttl.ship import add_public_pairs, public_split
 
 data, out_json = Path(sys.argv[1]), Path(sys.argv[2])
 cfg, lr = resolve_config("default"), 2e-3
@@ -38,15 +41,6 @@ small, _ = split_validation(validation_sets(cfg, base, clean_dir), cfg["f_val_se
 test = public_sets(public_dir, only="rain13k_sample")["rain13k_sample"]
 
 
-def with_public(pool: FixedPairs) -> FixedPairs:
-    train, _ = public_split(public_dir)
-    rainy, clean, scenes = list(pool.rainy), list(pool.clean), list(pool.scenes)
-    public = add_public_pairs(rainy, clean, scenes, train, 0.1, min_size=cfg["f_patch"])
-    out = FixedPairs(rainy, clean, scenes, pool.patch, base, {**pool.info, "public": public})
-    out.amounts = list(pool.amounts) + [rain_amount(x, y) for x, y in zip(rainy[len(pool):], clean[len(pool):])]
-    return out
-
-
 def score(model) -> dict:
     vals = {"psnr_y": [], "bias_y": []}
     for x, y in zip(test["rainy"], test["clean"]):
@@ -59,7 +53,8 @@ def score(model) -> dict:
 res = {"input": score(None)}
 if seed == 0:
     res["study sup-full (seed 0, committed)"] = score(load_model(study_ckpt)[0].eval())
-for name, p in (("rerun, study pool", pairs), ("rerun, study pool + public training pairs", with_public(pairs))):
+with_public = training_pool(cfg, base, clean_dir, public_dir=public_dir)  # notebook 04's pool since 0547330
+for name, p in (("rerun, study pool", pairs), ("rerun, study pool + public training pairs", with_public)):
     torch.manual_seed(seed)
     model = RestorationNet(width=spec["width"], depth=spec["depth"], blocks=spec["blocks"],
                            context=spec.get("context", False))
