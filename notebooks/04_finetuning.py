@@ -135,6 +135,8 @@ print("scene source:", "clean_dir " + str(clean_path) if clean_path else ("synth
 # Pretrained rows (`ttl`, `ssl-minority`, the ablations, the sweep) start from a zero output head, i.e. from the
 # identity like every scratch row (`f_reset_head`): the transferred knowledge is in the features. Each of their layers
 # is also rescaled to the output scale of a fresh network's (`f_rescale_start`, on training inputs; §7 says why).
+# On a CPU the runs go two at a time to worker processes of one thread each (`f_workers`, `ttl.parallel`): small
+# networks use two cores better that way, and each run's numbers do not depend on which worker takes it.
 
 # %%
 out = FT.run_finetuning(cfg, seed, str(dev), student_file, teachers_path, res_dir, real_dir=real_path,
@@ -309,7 +311,8 @@ metrics = {"models": models, "input": {d: {k: v for k, v in s.items() if k != "p
                                        for d, s in out["input"].items()},
            "search": search, "comparisons": comparisons, "dose": dose_rec, "sweep": sweep.to_dict(orient="records"),
            "diagnosis": diagnosis, "transfer_diagnosis": diag,
-           "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "pretraining_logs": out["pretraining_logs"]}
+           "logs": {n: [r["log"] for r in rs] for n, rs in runs.items()}, "pretraining_logs": out["pretraining_logs"],
+           "workers": out["workers"]}
 manifest = {**out["manifest"], "data_source": C.data_source(clean_dir=clean_path, real_dir=real_path,
                                                            synthetic_dir=synthetic_path, public_dir=public_path)}
 record = C.run_record(NAME, cfg, seed, str(dev), manifest, metrics, started, revision)

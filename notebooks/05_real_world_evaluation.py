@@ -185,11 +185,11 @@ display(table[table["model"].isin(["input"] + headline) & ~table["test set"].str
 
 # %% [markdown]
 # ## 3. Public pairs
-# Every model and the rainy input on each public set, whole images, PSNR-Y / SSIM-Y in the MATLAB convention.
-# `rain200_sample_train` holds *training* pairs of its dataset: the synthetic `heavy` preset was calibrated on their rain
-# layers (notebook 01), no model trained on them. `rain13k_sample` is split for good (`ttl.layouts.SHARED_PUBLIC`): its
-# *fit* part calibrated the `light` preset and is never scored; only its *test* part is scored here. The others are
-# test pairs.
+# Every model and the rainy input on each public *test* set, whole images, PSNR-Y / SSIM-Y in the MATLAB convention.
+# The `*_train` folders are not scored: they calibrated the synthetic `heavy` preset (notebook 01) and are in notebook
+# 04's pool, so the full-data rows and the larger sweep points train on them. `rain13k_sample` is split for good
+# (`ttl.layouts.SHARED_PUBLIC`): its *fit* part calibrated the `light` preset and is in the same pool; only its *test*
+# part is scored here.
 
 # %%
 public_scores = E.public_summary(scores, results, list(public), cfg["bootstrap"], seed)

@@ -48,3 +48,13 @@ def test_real_test_images_never_include_the_train_split_and_skip_tiny_ones(tmp_p
     assert manifest["skipped_too_small"] == [small.name] and len(imgs) == len(held)
     imgs, _, _ = H.real_test_images(tmp_path, short_side=100)  # never below NIQE's minimum
     assert min(imgs[0].shape[-2:]) == 192
+
+
+def test_public_sets_score_test_folders_and_skip_training_folders_unless_named(tmp_path):
+    for name in ("toy_test", "toy_train"):
+        for k in range(2):
+            write_png(tmp_path / name / "input" / f"{k}.png", rand_img(seed=k))
+            write_png(tmp_path / name / "target" / f"{k}.png", rand_img(seed=k + 10))
+    sets = H.public_sets(tmp_path)
+    assert set(sets) == {"toy_test"} and len(sets["toy_test"]["rainy"]) == 2  # training pairs are never a test set
+    assert set(H.public_sets(tmp_path, only="toy_train")) == {"toy_train"}  # asked for by name (a measurement)

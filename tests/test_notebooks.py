@@ -187,8 +187,7 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
     assert json.loads((weights / "ttl.json").read_text())["test_metrics"]["photographs"]["synthetic"]["psnr_y"] > 0
     if "public_dir" in data:
         public = m5["public"]
-        assert set(public) == {"ddn_sample", "heavyrain_sample", "rain13k_sample", "rain200_sample_test",
-                               "rain200_sample_train"}
+        assert set(public) == {"ddn_sample", "heavyrain_sample", "rain13k_sample", "rain200_sample_test"}  # no _train
         assert all({"input", "ttl", "sup-full", "sup-minority", "syn2real"} <= set(v) for v in public.values())
         assert all(v["input"]["n"] == m5["config"]["e_public_n"] for v in public.values())
         assert "gain_over_input" in public["rain200_sample_test"]["ttl"]

@@ -76,6 +76,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_search_draws": 2,  # draws (seeds 0..) each lr is tried on; the best mean score wins
         "f_dose": [0.5],  # pretraining budgets (x the preset's t1/t2/d steps) of the dose-response, besides x1
         "f_dose_draws": 1,  # ttl draws per dose-response budget (the draws of f_draws after the lr search's)
+        "f_workers": 0,  # notebook 04's parallel training jobs: 0 auto (2 on a CPU, 1 on a GPU; ttl.parallel)
         "f_batch": 4,
         "f_loss": "l1",
         "f_lr": 2e-3,
@@ -151,6 +152,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_search_draws": 2,  # one draw chose ttl's worst lr on average (docs/measurements/lr_two_draws)
         "f_dose": [0.25, 0.5],
         "f_dose_draws": 2,  # 3 did not fit the hour beside the 2-draw lr search (README ledger)
+        "f_workers": 0,  # notebook 04's parallel training jobs: 0 auto (2 on a CPU, 1 on a GPU; ttl.parallel)
         "f_batch": 16,
         "f_loss": "l1",
         "f_lr": 2e-3,
@@ -225,6 +227,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "f_search_draws": 2,
         "f_dose": [0.25, 0.5, 2.0],
         "f_dose_draws": 3,
+        "f_workers": 0,  # notebook 04's parallel training jobs: 0 auto (2 on a CPU, 1 on a GPU; ttl.parallel)
         "f_batch": 16,
         "f_loss": "l1",
         "f_lr": 2e-3,

@@ -6,7 +6,8 @@ are trained again with ``factor`` times their steps (``t1_steps``, ``t2_steps``,
 recipe), the student is fine-tuned like ``ttl`` (``ttl``'s chosen learning rate, searched at x1; best validation
 checkpoint) on ``f_dose_draws`` minority draws, the same at every budget: those after the lr search's
 (``f_search_draws``, ``f_search_draws + 1``, ...; the search's trials would favour x1, where the lr was chosen), and
-compared with ``sup-minority`` on the same draws. Teacher quality is measured
+compared with ``sup-minority`` on the same draws. The budgets run side by side on CPU workers (``f_workers``,
+:mod:`ttl.parallel`). Teacher quality is measured
 the same way at every budget: T1's ROC-AUC on held-out real rainy vs rain-free photographs' crops, T2's PSNR-Y gain
 over its degraded input on held-out real-domain images.
 """
@@ -51,7 +52,9 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     from .distill import distil, load_teachers
     from .finetune import checkpoint_name, evaluate_model, finetune, prepare_start, selection_scores, start_batch
     from .models import build_model, save_model
+    from .parallel import run_jobs, worker_plan
     from .teachers import train_teachers
+    from .utils import resolve_device
 
     out_dir = Path(out_dir)
     r = out["rows"]["ttl"]
@@ -69,12 +72,15 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
     points = [{"budget": 1.0, **teacher_quality(t1, t2, cfg, seed, real_dir, clean_dir),
                "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")},
                "runs": [out["runs"]["ttl"][k] for k in draws]}]
-    for factor in cfg["f_dose"]:
+    plan = worker_plan(cfg["f_workers"], resolve_device(device))
+    quiet = progress and plan["workers"] <= 1  # workers print no bars (ttl.parallel counts finished budgets)
+
+    def point(factor: float) -> dict[str, Any]:
         c = dict(cfg, **{k: max(1, round(factor * cfg[k])) for k in ("t1_steps", "t2_steps", "d_steps")})
         root = out_dir / "runs" / f"dose-x{factor:g}"
-        t = train_teachers(c, seed, device, root, real_dir, clean_dir, resume, progress)
-        d, d_log, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=progress,
-                       desc=f"distillation (x{factor:g})", clean_dir=clean_dir)
+        t = train_teachers(c, seed, device, root, real_dir, clean_dir, resume, quiet)
+        d, d_log, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=quiet,
+                              desc=f"distillation (x{factor:g})", clean_dir=clean_dir)
         state = {k: v.clone() for k, v in d.student.state_dict().items()}
         runs = []
         for k in draws:
@@ -83,16 +89,20 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
             model.load_state_dict(state)
             scale = prepare_start(model, cfg, calib, seed + k)  # as run_finetuning prepares ttl's start
             log = finetune(model, pairs, r, cfg, seed + k, device, root / "finetune" / f"lr{lr:g}" / f"seed{k}",
-                           validate=lambda m: selection_scores(m, small), resume=resume, progress=progress, lr=lr)
+                           validate=lambda m: selection_scores(m, small), resume=resume, progress=quiet, lr=lr)
             log["start_scale"] = scale
             model = model.cpu().eval()
             ckpt = out_dir / "checkpoints" / checkpoint_name(f"ttl-dose-x{factor:g}", k)
             save_model(ckpt, model, recipe=f"ttl-dose-x{factor:g}", seed=seed + k, lr=lr, step=log["best"]["step"])
             runs.append({"seed": seed + k, "checkpoint": str(ckpt), "log": log, "lr": lr,
                          "step": log["best"]["step"], "val": evaluate_model(model, out["val"])})
-        points.append({"budget": factor, **teacher_quality(t["t1"], t["t2"], c, seed, real_dir, clean_dir),
-                       "steps": {k: c[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": runs,
-                       "pretraining_logs": {"t1": t["t1_log"], "t2": t["t2_log"], "distillation": d_log}})
+        return {"budget": factor, **teacher_quality(t["t1"], t["t2"], c, seed, real_dir, clean_dir),
+                "steps": {k: c[k] for k in ("t1_steps", "t2_steps", "d_steps")}, "runs": runs,
+                "pretraining_logs": {"t1": t["t1_log"], "t2": t["t2_log"], "distillation": d_log}}
+
+    factors = sorted(cfg["f_dose"], reverse=True)  # the longest first
+    points += run_jobs(point, [(f,) for f in factors], plan, "dose-response budgets", progress,
+                       label=lambda j: f"budget x{j[0]:g}")
     return {"points": sorted(points, key=lambda p: p["budget"]), "lr": lr}
 
 

@@ -659,7 +659,9 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     ``f_lr_grid``, every trial's checkpoint chosen by validation (:func:`selection_scores`); the lr whose chosen
     checkpoints score highest on average over those draws trains the row's other seeds, and its search trials are
     the row's first seeds. Other rows take their parent's lr. Every run ends with its best
-    validation checkpoint. Seeds of a row are ``seed, seed + 1, ...``. Checkpoints go to
+    validation checkpoint. The pretrained starts (distillation variants, ``ssl``), the search's trials and then the
+    other runs each go to ``f_workers`` CPU workers (:mod:`ttl.parallel`, longest first; the plan is returned as
+    ``"workers"``). Seeds of a row are ``seed, seed + 1, ...``. Checkpoints go to
     ``{out_dir}/checkpoints/`` (see :func:`checkpoint_name`; each loads alone with
     :func:`ttl.models.load_model`), engine runs to ``{out_dir}/runs/<model>/...``. Returns ``{"rows": {name: recipe},
     "runs": {name: [per-seed results]}, "search": {name: trials and choice}, "input": input scores, ...}``."""
@@ -669,6 +671,7 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
     from .engine import is_main
     from .heldout import split_validation, validation_sets  # here, not at the top: ttl.heldout imports this module
     from .models import RestorationNet, count_params, load_model, save_model
+    from .parallel import run_jobs, worker_plan
 
     out_dir = Path(out_dir)
     rows = [r for r in recipes(cfg) if only is None or r.name in only]
@@ -690,87 +693,110 @@ def run_finetuning(cfg: dict, seed: int, device: str, student_path, teachers_dir
         "scratch-large": lambda: RestorationNet(width=t2.spec["width"], depth=t2.spec["depth"],
                                                 blocks=t2.spec["blocks"], context=t2.spec.get("context", False)),
     }
-    pre_logs: dict[str, dict] = {}
-    starts: dict[str, nn.Module] = {}  # the pretrained starts other than notebook 03's student (ttl.transfer reads them)
+    plan = worker_plan(cfg["f_workers"], resolve_device(device))
     variants = {"student-t1": ({"use_t1": True, "use_t2": False}, {}),  # init -> (teachers, preset overrides)
                 "student-t2": ({"use_t1": False, "use_t2": True}, {}),
                 "student-target-ms": ({}, {"d_norm": "target-ms"})}
-    for init, (kw, over) in variants.items():
-        if any(r.init == init for r in rows):
+
+    def pretrain(init: str) -> tuple[str, dict]:  # a start other than notebook 03's student, saved for the parent
+        if init == "ssl":
+            net, log = ssl_pretrain(cfg, seed, device, student_spec, out_dir / "runs" / "ssl-pretraining", real_dir,
+                                    clean_dir, resume, progress=progress and plan["workers"] <= 1)
+            path = out_dir / "runs" / "ssl-pretraining" / "start.pt"
+        else:
+            kw, over = variants[init]
             d, log, _, _ = distil(t1, t2, dict(cfg, **over), seed, device, out_dir / "runs" / f"distil-{init}",
-                                  real_dir, resume, progress=progress, desc=f"distillation ({init})",
-                                  clean_dir=clean_dir, **kw)
-            pre_logs[init] = log
-            starts[init] = d.student
-            state = {k: v.clone() for k, v in d.student.state_dict().items()}
-            inits[init] = lambda state=state, spec=dict(d.student.spec): _rebuild(spec, state)
-    if any(r.init == "ssl" for r in rows):
-        net, log = ssl_pretrain(cfg, seed, device, student_spec, out_dir / "runs" / "ssl-pretraining", real_dir,
-                                clean_dir, resume, progress)
-        pre_logs["ssl"] = log
-        starts["ssl"] = net
-        state = {k: v.clone() for k, v in net.state_dict().items()}
-        inits["ssl"] = lambda state=state: _rebuild(student_spec, state)
+                                  real_dir, resume, progress=progress and plan["workers"] <= 1,
+                                  desc=f"distillation ({init})", clean_dir=clean_dir, **kw)
+            net, path = d.student, out_dir / "runs" / f"distil-{init}" / "start.pt"
+        save_model(path, net.cpu().eval())
+        return str(path), log
+
+    needed = [i for i in (*variants, "ssl") if any(r.init == i for r in rows)]
+    pre_logs: dict[str, dict] = {}
+    starts: dict[str, nn.Module] = {}  # the pretrained starts other than notebook 03's student (ttl.transfer reads them)
+    for init, (path, log) in zip(needed, run_jobs(pretrain, [(i,) for i in needed], plan, "pretrained starts",
+                                                  progress)):
+        pre_logs[init], starts[init] = log, load_model(path)[0]
+        spec, state = dict(starts[init].spec), {k: v.clone() for k, v in starts[init].state_dict().items()}
+        inits[init] = lambda state=state, spec=spec: _rebuild(spec, state)
     unlabeled: Dataset = RealDomainUnlabeled(cfg["t_patch"], n=cfg["t_scenes"], seed=seed, split="train",
                                              real_dir=real_dir, clean_dir=clean_dir, photo_size=cfg["photo_size"])
     if any(r.semi for r in rows):  # a fixed pool, like a folder of unlabeled photographs (rendered once)
         unlabeled = UnlabeledPool(unlabeled)
 
     calib = start_batch(pairs)  # sets every pretrained start's layer scales (training inputs only)
+    by_name = {r.name: r for r in rows}
 
-    def train_one(r: Recipe, k: int, lr: float, run_dir: Path) -> tuple[nn.Module, dict]:
-        s = seed + k
+    def train_one(name: str, k: int, lr: float) -> tuple[str, dict, dict]:
+        """Seed ``k`` of a row at ``lr``: its best-validation weights (saved in its run folder), log and scores."""
+        r, s = by_name[name], seed + k
+        run_dir = run_path(out_dir, name, lr, k)
         torch.manual_seed(s)
         context = t2.spec.get("context", False) if r.context is None else r.context
         model = inits[r.init](context) if r.init == "scratch" else inits[r.init]()
         scale = {} if r.init.startswith("scratch") else prepare_start(model, cfg, calib, s)
         log = finetune(model, pairs, r, cfg, s, device, run_dir, unlabeled=unlabeled if r.semi else None,
-                       validate=validate, resume=resume, progress=progress, lr=lr)
+                       validate=validate, resume=resume, progress=progress and plan["workers"] <= 1, lr=lr)
         log["start_scale"] = scale  # the per-layer factors prepare_start applied (empty for scratch rows)
-        return model.cpu().eval().requires_grad_(True), log
+        model = model.cpu().eval()
+        save_model(run_dir / "best.pt", model)
+        return str(run_dir / "best.pt"), log, evaluate_model(model, val)
 
+    def cost(job: tuple) -> float:  # the longest jobs go first, so that the workers finish together
+        r = by_name[job[0]]
+        return recipe_steps(r, cfg) * (2.5 if r.init in ("scratch-large", "t2") else 1) * (1.7 if r.semi else 1)
+
+    def run_all(jobs: list[tuple], desc: str) -> dict[tuple, tuple]:
+        jobs = sorted(jobs, key=cost, reverse=True)
+        return dict(zip(jobs, run_jobs(train_one, jobs, plan, desc, progress,
+                                       label=lambda j: f"{j[0]} draw {j[1]}, lr {j[2]:g}")))
+
+    n_search = cfg["f_search_draws"]
+    grid = list(cfg["f_lr_grid"])
+    searched = {r.name: min(n_search, r.seeds) for r in rows if r.tune}
+    done = run_all([(name, k, lr) for name, n in searched.items() for lr in grid for k in range(n)],
+                   "learning-rate search")
     chosen: dict[str, float] = {}
     search: dict[str, dict[str, Any]] = {}
-    runs: dict[str, list[dict[str, Any]]] = {}
-    n_search = cfg["f_search_draws"]
+    for name, n in searched.items():  # the lr whose trials score highest on average over the search's draws
+        trials = [{"lr": lr, "draw": k, "seed": seed + k, "best_step": done[(name, k, lr)][1]["best"]["step"],
+                   "best": done[(name, k, lr)][1]["best"]["value"],
+                   "curve": done[(name, k, lr)][1]["val"]}  # every validation: the selection key and each PSNR-Y
+                  for lr in grid for k in range(n)]
+        mean_best = {lr: sum(t["best"] for t in trials if t["lr"] == lr) / n for lr in grid}
+        mean_best = {lr: -math.inf if math.isnan(v) else v for lr, v in mean_best.items()}  # a diverged trial loses
+        lr = max(grid, key=lambda v: mean_best[v])  # ties: the first of the grid
+        chosen[name] = lr
+        search[name] = {"grid": grid, "draws": n, "trials": trials,
+                        "mean_best": {f"{v:g}": mean_best[v] for v in grid}, "lr": lr,
+                        "step": done[(name, 0, lr)][1]["best"]["step"], "select": SELECT_KEY,
+                        "select_images": len(next(iter(small.values()))["rainy"]), "lr_source": "search"}
     for r in rows:
-        kept: dict[int, tuple[nn.Module, dict]] = {}  # the chosen lr's search trials, reused as those draws
-        if r.tune:
-            n = min(n_search, r.seeds)
-            trials, found = [], {}
-            for lr in cfg["f_lr_grid"]:
-                for k in range(n):
-                    model, log = train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
-                    trials.append({"lr": lr, "draw": k, "seed": seed + k, "best_step": log["best"]["step"],
-                                   "best": log["best"]["value"],
-                                   "curve": log["val"]})  # every validation: the selection key and each set's PSNR-Y
-                    found[(lr, k)] = (model, log)
-            mean_best = {lr: sum(t["best"] for t in trials if t["lr"] == lr) / n for lr in cfg["f_lr_grid"]}
-            mean_best = {lr: -math.inf if math.isnan(v) else v for lr, v in mean_best.items()}  # a diverged trial loses
-            lr = max(cfg["f_lr_grid"], key=lambda v: mean_best[v])  # ties: the first of the grid
-            kept = {k: found[(lr, k)] for k in range(n)}
-            del found
-            chosen[r.name] = lr
-            search[r.name] = {"grid": list(cfg["f_lr_grid"]), "draws": n, "trials": trials,
-                              "mean_best": {f"{v:g}": mean_best[v] for v in cfg["f_lr_grid"]}, "lr": lr,
-                              "step": kept[0][1]["best"]["step"], "select": SELECT_KEY,
-                              "select_images": len(next(iter(small.values()))["rainy"]), "lr_source": "search"}
-        else:
+        if not r.tune:
             lr, source = _trial_lr(r, chosen, cfg)
             search[r.name] = {"lr": lr, "lr_source": source,
                               **({"grid": search[r.parent]["grid"]} if r.parent in chosen else {})}
+    # the chosen lr's search trials are those draws of the row; every other draw trains now
+    done.update(run_all([(r.name, k, search[r.name]["lr"]) for r in rows for k in range(r.seeds)
+                         if (r.name, k, search[r.name]["lr"]) not in done], "chosen configurations"))
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        lr = search[r.name]["lr"]
         runs[r.name] = []
         for k in range(r.seeds):
-            model, log = kept.pop(k) if k in kept else train_one(r, k, lr, run_path(out_dir, r.name, lr, k))
+            path, log, scores = done[(r.name, k, lr)]
+            model = load_model(path)[0].requires_grad_(True)
             ckpt = out_dir / "checkpoints" / checkpoint_name(r.name, k)
             if is_main():
                 save_model(ckpt, model, recipe=r.name, seed=seed + k, fraction=r.fraction, init=r.init, lr=lr,
                            step=log["best"]["step"])
             runs[r.name].append({"seed": seed + k, "checkpoint": str(ckpt), "log": log, "params": count_params(model),
                                  "context": bool(model.spec.get("context", False)), "lr": lr,
-                                 "step": log["best"]["step"], "val": evaluate_model(model, val)})
-    return {"rows": {r.name: r for r in rows}, "runs": runs, "search": search, "input": evaluate_model(None, val),
+                                 "step": log["best"]["step"], "val": scores})
+    return {"rows": by_name, "runs": runs, "search": search, "input": evaluate_model(None, val),
             "pretraining_logs": pre_logs, "starts": starts, "val": val, "val_select": small, "pairs": pairs,
+            "workers": plan,
             "manifest": {"pairs": pairs.manifest(), "unlabeled_real_domain": unlabeled.manifest(),
                          "student": str(student_path), "teachers": str(teachers_dir)}}
 

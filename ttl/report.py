@@ -284,9 +284,10 @@ def _evaluation_section(m: dict) -> list[str]:
         models = [n for n in everywhere if all(n in per for per in pub.values())]
         roles = {k: v.get("role") for k, v in m["data_manifest"].get("public", {}).items() if isinstance(v, dict)}
         split = [k for k, r in roles.items() if r == "test"]  # two-role folders, scored on their test part
-        note = ("the `_train` samples are training pairs of their sets, used to calibrate the synthetic renderer only; "
+        note = ("the `_train` samples are not scored: they calibrated the synthetic renderer and train notebook 04's "
+                "full-data rows; "
                 + (f"of {', '.join(f'`{k}`' for k in split)} only the test part (split by file name; the other part "
-                   "calibrated the `light` preset)" if split else
+                   "calibrated the `light` preset and is in that pool)" if split else
                    f"{', '.join(f'`{k}`' for k in SHARED_PUBLIC)}, scored whole here, also calibrated the `light` "
                    "preset"))
         out += ["", f"**Public pairs** (whole images, PSNR-Y / SSIM-Y as the field's MATLAB scripts; mean over seeds; "
