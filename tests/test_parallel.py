@@ -1,10 +1,11 @@
 """ttl.parallel: jobs on forked CPU workers give the results of the same jobs run in order."""
 import os
+import time
 
 import pytest
 import torch
 
-from ttl.parallel import run_jobs, worker_plan
+from ttl.parallel import available_cores, run_jobs, worker_plan
 
 TWO = {"workers": 2, "threads": 1}
 
@@ -42,21 +43,24 @@ def test_results_come_back_in_job_order_and_do_not_depend_on_the_schedule():
         torch.set_num_threads(old)
 
 
-def test_a_failing_job_raises_here_with_its_message():
+def test_a_failing_job_raises_here_at_once_and_stops_the_other_workers():
     def job(k):
         if k == 3:
             raise ValueError(f"job {k} failed")
+        time.sleep(30 if k == 0 else 0)  # a long run on the other worker must not hold the error back
         return k
 
+    t = time.perf_counter()
     with pytest.raises(ValueError, match="job 3 failed"):
         run_jobs(job, [(k,) for k in range(5)], TWO, progress=False)
+    assert time.perf_counter() - t < 15
 
 
 def test_plan_one_worker_runs_in_this_process_and_cpu_auto_splits_the_cores():
     assert run_jobs(lambda: os.getpid(), [()], {"workers": 1, "threads": 2}, progress=False) == [os.getpid()]
     assert worker_plan(1, "cpu")["workers"] == 1
     auto = worker_plan(0, "cpu")
-    cores = len(os.sched_getaffinity(0))
+    cores = available_cores()
     assert auto["workers"] == (2 if cores >= 2 else 1)
     if auto["workers"] == 2:
         assert auto["threads"] == cores // 2

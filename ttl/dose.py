@@ -73,13 +73,13 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
                "steps": {k: cfg[k] for k in ("t1_steps", "t2_steps", "d_steps")},
                "runs": [out["runs"]["ttl"][k] for k in draws]}]
     plan = worker_plan(cfg["f_workers"], resolve_device(device))
-    quiet = progress and plan["workers"] <= 1  # workers print no bars (ttl.parallel counts finished budgets)
+    bars = progress and plan["workers"] <= 1  # workers print no bars (ttl.parallel counts finished budgets)
 
     def point(factor: float) -> dict[str, Any]:
         c = dict(cfg, **{k: max(1, round(factor * cfg[k])) for k in ("t1_steps", "t2_steps", "d_steps")})
         root = out_dir / "runs" / f"dose-x{factor:g}"
-        t = train_teachers(c, seed, device, root, real_dir, clean_dir, resume, quiet)
-        d, d_log, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=quiet,
+        t = train_teachers(c, seed, device, root, real_dir, clean_dir, resume, bars)
+        d, d_log, *_ = distil(t["t1"], t["t2"], c, seed, device, root / "student", real_dir, resume, progress=bars,
                               desc=f"distillation (x{factor:g})", clean_dir=clean_dir)
         state = {k: v.clone() for k, v in d.student.state_dict().items()}
         runs = []
@@ -89,7 +89,7 @@ def dose_response(cfg: dict, seed: int, device: str, out: dict[str, Any], teache
             model.load_state_dict(state)
             scale = prepare_start(model, cfg, calib, seed + k)  # as run_finetuning prepares ttl's start
             log = finetune(model, pairs, r, cfg, seed + k, device, root / "finetune" / f"lr{lr:g}" / f"seed{k}",
-                           validate=lambda m: selection_scores(m, small), resume=resume, progress=quiet, lr=lr)
+                           validate=lambda m: selection_scores(m, small), resume=resume, progress=bars, lr=lr)
             log["start_scale"] = scale
             model = model.cpu().eval()
             ckpt = out_dir / "checkpoints" / checkpoint_name(f"ttl-dose-x{factor:g}", k)
