@@ -120,14 +120,14 @@ def public_sets(public_dir, limit: int = 0, short_side: int = 0, only: str | Non
     per-set code: a new folder in any known layout is picked up as it is. ``limit`` (first pairs only) and
     ``short_side`` (resize) are for smoke runs; the study scores every pair at its native size (0, 0). ``only``: that
     subfolder alone. A folder whose other part calibrates and trains (:data:`ttl.layouts.SHARED_PUBLIC`) gives its
-    ``"test"`` part only, and a ``*_train`` folder (training pairs: :func:`ttl.ship.public_split`) none, unless
+    ``"test"`` part only, and a ``*_train`` folder (training pairs: :func:`ttl.layouts.training_only`) none, unless
     ``only`` names it."""
-    from .layouts import LayoutError, PairedFolderDataset
+    from .layouts import LayoutError, PairedFolderDataset, training_only
     from .scenes import resize_short_side
 
     out = {}
     for d in sorted(p for p in Path(public_dir).iterdir()
-                    if p.is_dir() and (p.name == only or only is None and not p.name.endswith("_train"))):
+                    if p.is_dir() and (p.name == only or only is None and not training_only(p.name))):
         try:
             ds = PairedFolderDataset(d, role="test")
         except LayoutError:

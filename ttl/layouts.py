@@ -22,7 +22,7 @@ from .scenes import random_crop, scene_split
 from .utils import generator, seed_of
 
 __all__ = ["LAYOUTS", "LayoutError", "PairedItem", "detect_layout", "load_pair", "PairedFolderDataset", "SHARED_PUBLIC",
-           "public_role"]
+           "public_role", "training_only"]
 
 
 LAYOUTS = {
@@ -207,6 +207,11 @@ def load_pair(item: PairedItem, min_size: int = 1) -> tuple[torch.Tensor, torch.
 # models (notebook 05, ``make weights``). Every other public folder has one role, by its name (``*_train`` trains).
 SHARED_PUBLIC = ("rain13k_sample",)
 ROLES = ("fit", "test")
+
+
+def training_only(folder_name: str) -> bool:
+    """A public folder named ``*_train`` holds training pairs only: it trains and calibrates, and never scores."""
+    return folder_name.endswith("_train")
 
 
 def public_role(file_name: str) -> str:

@@ -77,7 +77,7 @@ def public_split(public_dir) -> tuple[list[Path], list[Path]]:
     """The paired folders under ``public_dir`` in a known layout, as ``(training, test)``: a folder whose name ends in
     ``_train`` trains, every other one is a test set, and a folder of :data:`ttl.layouts.SHARED_PUBLIC` is in both
     (its ``"fit"`` part trains, its ``"test"`` part scores)."""
-    from .layouts import SHARED_PUBLIC, LayoutError, detect_layout
+    from .layouts import SHARED_PUBLIC, LayoutError, detect_layout, training_only
 
     train, test = [], []
     for d in sorted(p for p in Path(public_dir).iterdir() if p.is_dir()):
@@ -85,9 +85,9 @@ def public_split(public_dir) -> tuple[list[Path], list[Path]]:
             detect_layout(d)
         except LayoutError:
             continue
-        if d.name.endswith("_train") or d.name in SHARED_PUBLIC:
+        if training_only(d.name) or d.name in SHARED_PUBLIC:
             train.append(d)
-        if not d.name.endswith("_train"):
+        if not training_only(d.name):
             test.append(d)
     return train, test
 
