@@ -60,3 +60,13 @@ def test_a_partial_study_updates_its_notebooks_wall_times_and_keeps_the_others(t
     assert main(["study", "--preset", "smoke", "--data-dir", "none", "--times", str(times),
                  "--results-dir", str(tmp_path / "r")]) == 0  # a whole run replaces the file
     assert json.loads(times.read_text())["seconds"] == {"05_b": 5.0}
+
+
+def test_unknown_preset_in_any_command_is_a_usage_error_not_a_traceback(tmp_path, capsys):
+    from ttl.cli import main
+
+    assert main(["stage", "teachers", "--preset", "nosuch", "--results-dir", str(tmp_path)]) == 2
+    assert main(["benchmark", "--recipes", "--preset", "nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "ttl stage: error: unknown preset 'nosuch'" in err and "ttl benchmark: error" in err
+    assert "Traceback" not in err and not any(tmp_path.iterdir())

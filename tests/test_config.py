@@ -118,3 +118,12 @@ def test_draw_settings_that_would_break_equal_search_effort_or_the_dose_response
     with pytest.raises(ConfigError, match="draws after the lr search"):
         resolve_config("default", {"f_draws": 3})  # 2 search draws + 2 dose draws
     assert resolve_config("default", {"f_draws": 3, "f_dose": []})["f_draws"] == 3
+
+
+def test_write_json_leaves_no_temporary_file_when_it_fails(tmp_path):
+    from ttl.config import write_json
+
+    (tmp_path / "a_folder").mkdir()
+    with pytest.raises(OSError):
+        write_json(tmp_path / "a_folder", {"x": 1})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]

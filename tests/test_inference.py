@@ -155,8 +155,10 @@ def test_never_overwrites_an_input(tmp_path, ckpt, capsys):
     # two inputs that would land on one output name
     write_png(tmp_path / "j" / "c.jpg", rand_img())
     write_png(tmp_path / "j" / "c.bmp", rand_img())
-    with pytest.raises(ValueError, match="would both be written"):
-        derain_paths(j.parent, tmp_path / "o2", ckpt, progress=False)
+    write_png(tmp_path / "j" / "d.jpg", rand_img())
+    write_png(tmp_path / "j" / "d.bmp", rand_img())
+    with pytest.raises(ValueError, match=r"3 output name\(s\) would be written twice: .*b\.png.*c\.png.*d\.png"):
+        derain_paths(j.parent, tmp_path / "o2", ckpt, progress=False)  # every clash at once (b.png: the result above), not one per run
 
 
 def test_single_file_output_forms(tmp_path, ckpt):
@@ -319,3 +321,45 @@ def test_evaluate_dataset_root_and_errors(tmp_path, capsys):
     with pytest.raises(ValueError, match=r"2\.png is 24x20 px but its ground truth .*target.2\.png is 24x24"):
         evaluate_folders(tmp_path / "res", root)
     assert main(["evaluate", str(tmp_path / "nope"), str(root)]) == 2
+
+
+def test_evaluate_refuses_what_would_score_nothing_and_warns_on_rainy_inputs(tmp_path, capsys):
+    root = tmp_path / "Rain100L"
+    for i in range(2):
+        write_png(root / "input" / f"{i}.png", _noisy(rand_img(24, 24, seed=i), 9))
+        write_png(root / "target" / f"{i}.png", rand_img(24, 24, seed=i))
+    with pytest.raises(ValueError, match="same folder"):
+        evaluate_folders(root / "target", root / "target")
+    with pytest.raises(ValueError, match="crop_border must be >= 0"):
+        evaluate_folders(root / "input", root / "target", crop_border=-3)
+    assert evaluate_folders(root / "input", root)["outputs_are_rainy_inputs"] == 2
+    assert main(["evaluate", str(root / "input"), str(root), "--json", ""]) == 0
+    assert "2 of the 2 outputs are the dataset's own rainy files" in capsys.readouterr().err
+    assert main(["evaluate", str(root / "input"), str(root / "target"), "--crop-border", "-1"]) == 2
+    (tmp_path / "folder").mkdir()
+    assert main(["evaluate", str(root / "input"), str(root / "target"), "--json", str(tmp_path / "folder")]) == 2
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", str(root / "input"), str(root / "target"), "--json", str(tmp_path / "file" / "e.json")]) == 2
+    err = capsys.readouterr().err
+    assert "is a folder; name a file" in err and "could not write" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Rain100L", "file", "folder"]
+
+
+def test_an_output_that_is_an_input_under_another_name_is_refused(tmp_path, ckpt, capsys):
+    # a hard link stands in for PHOTO.png naming PHOTO.PNG on a case-insensitive disk (macOS, Windows)
+    a = write_png(tmp_path / "in" / "PHOTO.PNG", rand_img())
+    os.link(a, tmp_path / "in" / "PHOTO.png")
+    before = a.read_bytes()
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        derain_paths(a, tmp_path / "in" / "PHOTO.png", ckpt, progress=False)
+    assert a.read_bytes() == before
+
+
+def test_images_above_the_pixel_limit_fail_alone(tmp_path, ckpt, capsys):
+    write_png(tmp_path / "in" / "small.png", rand_img(20, 20))
+    write_png(tmp_path / "in" / "large.png", rand_img(40, 48))
+    assert main(["derain", str(tmp_path / "in"), str(tmp_path / "out"), "--checkpoint", str(ckpt),
+                 "--max-megapixels", "0.001"]) == 1
+    err = capsys.readouterr().err
+    assert "large.png: image is 48x40" in err and "above the limit" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["small.png"]

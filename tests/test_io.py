@@ -123,3 +123,39 @@ def test_16bit_rgb_and_rgba_png_keep_precision(tmp_path):
     (tmp_path / "cut16.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(ImageReadError, match="cut16.png.*corrupt or truncated"):
         read_image(tmp_path / "cut16.png")
+
+
+def test_16bit_grey_alpha_png_and_pnm_keep_precision(tmp_path):
+    import png
+
+    rng = np.random.default_rng(2)
+    la = rng.integers(0, 65536, (7, 5, 2), dtype=np.uint16)
+    png.from_array(la.reshape(7, -1), "LA;16").save(str(tmp_path / "la16.png"))
+    g, a = la[..., 0] / 65535.0, la[..., 1] / 65535.0
+    expect = torch.from_numpy(np.repeat((g * a + 1 - a)[None], 3, 0)).float()  # over white, at 16 bits
+    assert torch.allclose(read_image(tmp_path / "la16.png"), expect, atol=1e-6)
+    rgb = rng.integers(0, 65536, (6, 4, 3), dtype=np.uint16)
+    (tmp_path / "c16.ppm").write_bytes(b"P6\n# a comment\n4 6\n65535\n" + rgb.astype(">u2").tobytes())
+    assert torch.allclose(read_image(tmp_path / "c16.ppm"), torch.from_numpy(rgb.transpose(2, 0, 1) / 65535.0).float(),
+                          atol=1e-6)
+    grey = rng.integers(0, 4096, (6, 4), dtype=np.uint16)  # 12-bit data: scaled by its own maximum value
+    (tmp_path / "g12.pgm").write_bytes(b"P5 4 6 4095\n" + grey.astype(">u2").tobytes())
+    assert torch.allclose(read_image(tmp_path / "g12.pgm")[1], torch.from_numpy(grey / 4095.0).float(), atol=1e-6)
+    (tmp_path / "cut.ppm").write_bytes(b"P6\n4 6\n65535\n" + rgb.astype(">u2").tobytes()[:50])
+    with pytest.raises(ImageReadError, match="cut.ppm.*truncated"):
+        read_image(tmp_path / "cut.ppm")
+
+
+def test_max_pixels_decides_before_decoding_whatever_pillows_own_limit(tmp_path, monkeypatch):
+    import tifffile
+
+    p = write_png(tmp_path / "a.png", rand_img(60, 60))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow would call a 3600-px image a bomb
+    assert read_image(p).shape == (3, 60, 60) and Image.MAX_IMAGE_PIXELS == 1000  # its limit is restored
+    with pytest.raises(ImageReadError, match="a.png.*0.0036 MP, above the limit of 0.003 MP.*max-megapixels"):
+        read_image(p, max_pixels=3000)
+    t = tmp_path / "big.tif"
+    tifffile.imwrite(str(t), rand_img(80, 80), photometric="rgb")
+    monkeypatch.setattr(tifffile.TiffFile, "asarray", lambda *a, **k: pytest.fail("decoded before the size check"))
+    with pytest.raises(ImageReadError, match="big.tif.*80x80.*above the limit"):
+        read_image(t, max_pixels=5000)

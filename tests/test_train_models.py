@@ -1,4 +1,5 @@
 import torch
+import pytest
 
 from ttl.datasets import PairedRainDataset, SceneBank
 from ttl.models import UNet, count_flops, count_params
@@ -108,3 +109,25 @@ def test_the_context_path_starts_as_the_identity_and_sees_the_whole_image():
     again = build_model(ctx.spec)
     again.load_state_dict(ctx.state_dict())
     assert torch.equal(again(x), y)
+
+
+def test_load_model_refuses_bad_files_naming_them(tmp_path):
+    import json
+
+    from ttl.engine import CheckpointError
+    from ttl.models import RestorationNet, load_model, save_model
+
+    good = save_model(tmp_path / "good.pt", RestorationNet(width=4, depth=2))
+    state = torch.load(good, weights_only=True)
+    (tmp_path / "empty.pt").write_bytes(b"")
+    cases = {"empty.pt": "empty or truncated", "int.pt": 5, "tensor.pt": torch.zeros(2),
+             "kind.pt": {**state, "spec": json.dumps({"kind": "nosuch"})},
+             "arg.pt": {**state, "spec": json.dumps({**json.loads(state["spec"]), "bogus": 1})},
+             "json.pt": {**state, "spec": "{not json"}, "specint.pt": {**state, "spec": 5},
+             "missing.pt": {**state, "model": {k: v for k, v in state["model"].items() if "stem" not in k}}}
+    for name, payload in cases.items():
+        if not isinstance(payload, str):
+            torch.save(payload, tmp_path / name)
+        with pytest.raises(CheckpointError, match=f"{name}: .*(ttl|truncated)"):
+            load_model(tmp_path / name)
+    assert load_model(good)[0].spec == json.loads(state["spec"])

@@ -140,7 +140,8 @@ def _derain(a: argparse.Namespace) -> int:
         print(f"ttl derain: need --tile >= 0 and 0 <= --overlap < --tile (got {a.tile}, {a.overlap})", file=sys.stderr)
         return 2
     try:
-        rep = derain_paths(a.input, a.output, checkpoint, device=a.device, tile=a.tile, overlap=a.overlap)
+        rep = derain_paths(a.input, a.output, checkpoint, device=a.device, tile=a.tile, overlap=a.overlap,
+                           max_pixels=int(a.max_megapixels * 1e6))
     except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"ttl derain: error: {e}", file=sys.stderr)
         return 2
@@ -156,6 +157,13 @@ def _derain(a: argparse.Namespace) -> int:
 def _evaluate(a: argparse.Namespace) -> int:
     from .inference import evaluate_folders, evaluation_table, save_evaluation
 
+    if a.crop_border < 0:
+        print(f"ttl evaluate: error: --crop-border must be >= 0 (got {a.crop_border})", file=sys.stderr)
+        return 2
+    if a.json and Path(a.json).is_dir():
+        print(f"ttl evaluate: error: --json {a.json} is a folder; name a file, e.g. {Path(a.json) / 'evaluation.json'}",
+              file=sys.stderr)
+        return 2
     try:
         res = evaluate_folders(a.outputs, a.targets, crop_border=a.crop_border)
     except FileNotFoundError as e:
@@ -165,8 +173,16 @@ def _evaluate(a: argparse.Namespace) -> int:
         print(f"ttl evaluate: error: {e}", file=sys.stderr)
         return 1
     print(evaluation_table(res))
+    if res["outputs_are_rainy_inputs"]:
+        print(f"note: {res['outputs_are_rainy_inputs']} of the {res['n']} outputs are the dataset's own rainy files: "
+              "these are the rainy input's scores, not a model's", file=sys.stderr)
     if a.json:
-        print(f"written to {save_evaluation(res, a.json)}")
+        try:
+            print(f"written to {save_evaluation(res, a.json)}")
+        except OSError as e:
+            print(f"ttl evaluate: error: could not write {a.json} ({e}); pass --json with a writable file path, or "
+                  "--json '' to skip it", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -321,6 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--overlap", type=int, default=128,
                    help="overlap between tiles in px; its outer quarter is discarded, so it should be about 4x the "
                    "network's receptive-field radius (default: 128)")
+    d.add_argument("--max-megapixels", type=float, default=100.0,
+                   help="images above this size are refused, each named, the others still done (default: 100)")
     d.set_defaults(fn=_derain)
     e = sub.add_parser("evaluate", help="PSNR/SSIM (and mean ΔY) of a folder of results against ground truth",
                        description="Score OUTPUTS against TARGETS: a folder of ground truths (matched by file stem; "
@@ -374,7 +392,13 @@ def main(argv: list[str] | None = None) -> int:
 
     add_data_cli(sub)
     a = p.parse_args(argv)
-    return a.fn(a)
+    from .config import ConfigError
+
+    try:
+        return a.fn(a)
+    except ConfigError as e:  # unknown presets, invalid parameter values
+        print(f"ttl {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

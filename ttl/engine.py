@@ -164,7 +164,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # UnpicklingError for pickled objects, RuntimeError/EOFError for broken files
-        raise CheckpointError(f"{path}: refused or unreadable ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+        detail = (str(e).splitlines() or ["empty or truncated file"])[0][:200]  # EOFError('') on an empty file
+        raise CheckpointError(f"{path}: refused or unreadable ({type(e).__name__}: {detail}). "
                               "Checkpoints are loaded with weights_only=True and may hold only tensors and plain "
                               "containers; re-save it with ttl, or do not load files from untrusted sources.") from None
 

@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 
 from .layouts import LayoutError, _norm, detect_layout
-from .io import IMAGE_EXTENSIONS, ImageReadError, list_images, read_image, save_image
+from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, pnm_header, read_image, save_image
 from .metrics import ALL_METRICS, METRIC_LABELS, image_metrics
 from .models import pad_to_multiple
 from .utils import resolve_device
@@ -165,12 +165,15 @@ class DerainReport:
 
 
 def _bit_depth(path: Path) -> int:
-    """16 for 16-bit PNG/TIFF files, else 8."""
+    """16 for 16-bit PNG/TIFF files and PGM/PPM files with a maximum value above 255, else 8."""
     try:
         with open(path, "rb") as f:
             head = f.read(25)
         if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
             return 16 if head[24] == 16 else 8
+        if head[:2] in (b"P5", b"P6"):
+            pnm = pnm_header(path)
+            return 16 if pnm is not None and pnm[2] > 255 else 8
         if path.suffix.lower() in (".tif", ".tiff"):
             import tifffile
 
@@ -197,6 +200,15 @@ def _save_png16(img: torch.Tensor, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _same_file(path: Path, files: list[Path]) -> bool:
+    """Whether ``path`` exists and is one of ``files`` under another name (e.g. ``PHOTO.png`` for ``PHOTO.PNG`` on a
+    case-insensitive disk, or a hard link)."""
+    if not path.exists():
+        return False
+    st = path.stat()
+    return any(f.stat().st_ino == st.st_ino and f.stat().st_dev == st.st_dev for f in files)
+
+
 def _plan(inputs: Path, output: Path, out_is_dir: bool) -> list[tuple[Path, Path]]:
     """(input file, output file) pairs; raises ValueError when an output would overwrite an input or another
     output."""
@@ -213,17 +225,18 @@ def _plan(inputs: Path, output: Path, out_is_dir: bool) -> list[tuple[Path, Path
         all_inputs = files
         pairs = [(p, output / p.relative_to(inputs).with_suffix(".png")) for p in files]
     in_res = {p.resolve() for p in all_inputs}
-    clash = [(i, o) for i, o in pairs if o.resolve() in in_res]
+    clash = [(i, o) for i, o in pairs if o.resolve() in in_res or _same_file(o, all_inputs)]
     if clash:
         i, o = clash[0]
         more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
         raise ValueError(f"refusing to overwrite input files: the result of {i} would be written over the input "
                          f"{o}{more}. Write to another folder or file name.")
     seen: dict[Path, Path] = {}
-    for i, o in pairs:
-        if (prev := seen.setdefault(o.resolve(), i)) is not i:
-            raise ValueError(f"{prev} and {i} would both be written to {o}; rename one of them (results are "
-                             "always PNG, named after the input's stem)")
+    twins = [(prev, i, o) for i, o in pairs if (prev := seen.setdefault(o.resolve(), i)) is not i]
+    if twins:
+        listed = "; ".join(f"{a} and {b} -> {o}" for a, b, o in twins[:5]) + (" ..." if len(twins) > 5 else "")
+        raise ValueError(f"{len(twins)} output name(s) would be written twice: {listed}. Rename one input of each "
+                         "(results are always PNG, named after the input's stem)")
     return pairs
 
 
@@ -234,11 +247,12 @@ def _brief(e: BaseException) -> str:
 
 def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoint: str | os.PathLike | nn.Module,
                  device: str | torch.device = "auto", tile: int | None = 512, overlap: int = 128,
-                 progress: bool = True) -> DerainReport:
+                 progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> DerainReport:
     """Derain a file or a folder (recursively, keeping relative paths) and write PNG files.
 
     ``output``: for a file input, a ``.png`` path, or a folder (existing, ending in '/', or without suffix) that
-    receives ``<stem>.png``; for a folder input, a folder. 16-bit inputs give 16-bit PNGs, others 8-bit.
+    receives ``<stem>.png``; for a folder input, a folder. 16-bit inputs give 16-bit PNGs, others 8-bit. Images
+    above ``max_pixels`` are refused (each named, the others still processed).
     ``checkpoint``: a model file saved by :func:`ttl.models.save_model` (or a model). Raises before writing
     anything (``ValueError``/``FileNotFoundError``/:class:`~ttl.engine.CheckpointError`) on usage errors, such
     as an output that would overwrite an input. A file that fails is printed to stderr (name, reason, fix) and
@@ -268,7 +282,7 @@ def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoin
     bar = progress_bar(pairs, desc="derain", unit="img", disable=not progress, file=sys.stderr)
     for src, dst in bar:
         try:
-            out = derain_image(model, read_image(src), tile, overlap, dev)
+            out = derain_image(model, read_image(src, max_pixels=max_pixels), tile, overlap, dev)
             _save_png16(out, dst) if _bit_depth(src) == 16 else save_image(out, dst)
             report.ok.append((src, dst))
         except ImageReadError as e:
@@ -311,12 +325,19 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
     ``rain-001.png`` matches ``norain-001.png``), or a public dataset root (``input/``+``target/`` and the other
     layouts of :func:`ttl.layouts.detect_layout`), where each output matches the rainy file of the same name.
     Every output needs a ground truth and every ground truth an output (else ``ValueError`` listing them);
-    sizes must agree. PSNR of identical images is ``inf`` (so is a mean containing it).
+    sizes must agree. PSNR of identical images is ``inf`` (so is a mean containing it). The same folder as
+    outputs and targets is refused; ``outputs_are_rainy_inputs`` counts the outputs that are the dataset's own rainy
+    files (scoring them gives the input's scores, not a model's).
     """
     outputs, targets = Path(outputs), Path(targets)
     for p, what in ((outputs, "OUTPUTS"), (targets, "TARGETS")):
         if not p.is_dir():
             raise FileNotFoundError(f"{what} {p} is not a folder")
+    if outputs.resolve() == targets.resolve() or os.path.samefile(outputs, targets):
+        raise ValueError(f"OUTPUTS and TARGETS are the same folder ({outputs}): every image would be scored against "
+                         "itself. Pass the folder of derained results first and the ground truths second.")
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0 (pixels removed on each side), got {crop_border}")
     layout = "folders"
     try:
         layout, items = detect_layout(targets)
@@ -335,7 +356,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
     if not oentries:
         raise FileNotFoundError(f"OUTPUTS {outputs} holds no images")
     t_rel, t_stem = _index(tentries)
-    pairs, missing, used = [], [], {}
+    pairs, missing, used, rainy_scored = [], [], {}, 0
     for key, name, path in oentries:
         hit = t_rel.get(key) or t_stem.get(key.rsplit("/", 1)[-1])
         if hit is None:
@@ -346,6 +367,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
         else:
             pairs.append((name, path, hit[1]))
             used[hit[0]] = name
+            rainy_scored += layout != "folders" and _same_file(path, [targets / hit[0]])
     unscored = [name for _, name, _ in tentries if name not in used]
     if missing or unscored:
         lines = [f"{outputs} and {targets} ({layout}) do not match one to one:"]
@@ -371,7 +393,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
         rows.append({"name": name, "output": str(out_p), "target": str(tgt_p), **{k: float(v) for k, v in m.items()}})
     mean = {k: float(np.mean([r[k] for r in rows])) for k in EVALUATE_METRICS}
     return {"outputs": str(outputs), "targets": str(targets), "layout": layout, "crop_border": crop_border,
-            "n": len(rows), "images": rows, "mean": mean}
+            "n": len(rows), "images": rows, "mean": mean, "outputs_are_rainy_inputs": rainy_scored}
 
 
 def evaluation_table(result: dict) -> str:

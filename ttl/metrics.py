@@ -46,6 +46,8 @@ def _prep(a: torch.Tensor, b: torch.Tensor, crop_border: int, y_channel: bool) -
 
 
 def _crop(x: torch.Tensor, c: int) -> torch.Tensor:
+    if c < 0:
+        raise ValueError(f"crop_border must be >= 0 (pixels removed on each side), got {c}")
     return x[..., c:-c, c:-c] if c else x
 
 

@@ -309,8 +309,16 @@ def load_model(path, map_location="cpu") -> tuple[nn.Module, dict]:
     from .engine import CheckpointError, load_checkpoint
 
     state = load_checkpoint(path, map_location)
-    if "spec" not in state or "model" not in state:
-        raise CheckpointError(f"{path}: not a ttl model file (no spec); save models with ttl.models.save_model")
-    model = build_model(json.loads(state["spec"]))
-    model.load_state_dict(state["model"])
-    return model.eval(), json.loads(state.get("meta", "{}"))
+    fix = "save models with ttl.models.save_model, or pass a checkpoint written by ttl (e.g. weights/derain/derain.pt)"
+    if not isinstance(state, dict) or "spec" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a ttl model file (no spec and weights); {fix}")
+    try:
+        spec, meta = json.loads(state["spec"]), json.loads(state.get("meta", "{}"))
+        if not isinstance(spec, dict):
+            raise TypeError(f"the spec is a {type(spec).__name__}, not a dict")
+        model = build_model(spec)
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:  # bad JSON, unknown kind or argument, wrong weights
+        detail = " ".join(str(e).split())[:300] or type(e).__name__
+        raise CheckpointError(f"{path}: not a loadable ttl model ({detail}); {fix}") from None
+    return model.eval(), meta
