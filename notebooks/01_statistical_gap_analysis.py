@@ -47,7 +47,7 @@ synthetic_dir = None  # a paired synthetic set (Rain100L/H, Rain1400, ...): repl
 real_dir = None  # folder of real rainy photographs (None: realistic rain stands in for real)
 public_dir = None  # public paired sets: the synthetic presets' calibration is checked on their training pairs
 show_real_examples = False  # draw real photographs in the example panel (keep False for committed runs)
-# sizes: None = from the preset (see ttl.config.PRESETS)
+# sizes: None = from the preset; any other size of ttl.config.PRESETS may be passed too (papermill -p NAME VALUE)
 gap_size = None
 gap_n_rendered = None
 gap_n_real = None
@@ -73,9 +73,7 @@ from ttl.stats import c2st
 
 NAME = "01_statistical_gap_analysis"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(gap_size=gap_size, gap_n_rendered=gap_n_rendered, gap_n_real=gap_n_real,
-                                    bootstrap=bootstrap, c2st_permutations=c2st_permutations, c2_steps=c2_steps,
-                                    c2_width=c2_width, c2_n_test=c2_n_test))
+cfg = C.resolve_config(preset, C.notebook_settings(globals(), preset))  # the sizes above, or any other passed
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 syn_path, public_path = C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 dev = ttl.resolve_device(device)

@@ -42,7 +42,7 @@ synthetic_dir = None  # unused here: teachers never see synthetic pairs
 real_dir = None  # real rainy photographs (train split: T2's images, and T1's positives together with clean_dir)
 public_dir = None  # unused here
 resume = False  # True continues killed training runs from their last checkpoint
-# sizes: None = from the preset (see ttl.config.PRESETS)
+# sizes: None = from the preset; any other size of ttl.config.PRESETS may be passed too (papermill -p NAME VALUE)
 t_width = None
 t1_steps = None
 t2_steps = None
@@ -64,7 +64,7 @@ from ttl.teachers import train_teachers
 
 NAME = "02_teacher_pretraining"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(t_width=t_width, t1_steps=t1_steps, t2_steps=t2_steps, t_scenes=t_scenes))
+cfg = C.resolve_config(preset, C.notebook_settings(globals(), preset))  # the sizes above, or any other passed
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 dev = ttl.resolve_device(device)

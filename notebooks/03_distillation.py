@@ -40,7 +40,7 @@ real_dir = None  # real rainy photographs (train split): with the rendered ones,
 public_dir = None  # unused here
 teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoints of this preset)
 resume = False  # True continues a killed distillation run from its last checkpoint
-# sizes: None = from the preset (see ttl.config.PRESETS)
+# sizes: None = from the preset; any other size of ttl.config.PRESETS may be passed too (papermill -p NAME VALUE)
 s_width = None
 d_steps = None
 d_norm = None
@@ -62,7 +62,7 @@ from ttl.stats import bootstrap_ci
 
 NAME = "03_distillation"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(s_width=s_width, d_steps=d_steps, d_norm=d_norm))
+cfg = C.resolve_config(preset, C.notebook_settings(globals(), preset))  # the sizes above, or any other passed
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 C.check_dir(synthetic_dir, "synthetic_dir"), C.check_dir(public_dir, "public_dir")
 teachers_path = Path(teachers_dir) if teachers_dir else Path(results_dir) / "02_teacher_pretraining" / preset / "checkpoints"

@@ -76,7 +76,7 @@ teachers_dir = None  # folder with t1.pt and t2.pt (None: notebook 02's checkpoi
 student_path = None  # the distilled student (None: notebook 03's checkpoint of this preset)
 resume = False  # True continues killed runs from their last checkpoints
 only = None  # a list of row names to train only those (e.g. ["ttl", "sup-minority"])
-# sizes: None = from the preset (see ttl.config.PRESETS)
+# sizes: None = from the preset; any other size of ttl.config.PRESETS may be passed too (papermill -p NAME VALUE)
 f_fraction = None
 f_sweep = None
 f_draws = None
@@ -109,10 +109,7 @@ from ttl.metrics import METRIC_LABELS
 
 NAME = "04_finetuning"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(f_fraction=f_fraction, f_sweep=f_sweep, f_draws=f_draws, f_seeds=f_seeds,
-                                    f_steps=f_steps, f_steps_minority=f_steps_minority, f_lr_grid=f_lr_grid,
-                                    f_search_draws=f_search_draws, f_dose=f_dose, f_loss=f_loss,
-                                    f_public_share=f_public_share))
+cfg = C.resolve_config(preset, C.notebook_settings(globals(), preset))  # the sizes above, or any other passed
 real_path, clean_path = C.check_dir(real_dir, "real_dir"), C.check_dir(clean_dir, "clean_dir")
 synthetic_path = C.check_dir(synthetic_dir, "synthetic_dir")
 public_path = C.check_dir(public_dir, "public_dir")

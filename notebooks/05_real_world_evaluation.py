@@ -54,7 +54,7 @@ finetuning_dir = None  # notebook 04's run folder (None: results/04_finetuning/<
 weights_dir = None  # where the headline models are shipped (None: weights/ beside results_dir: weights/<preset>/)
 niqe_params = None  # the official NIQE modelparameters.mat (None: the pristine model fitted on bundled photos)
 gallery_photos = 4  # real photographs in the gallery (full resolution, with zoomed crops)
-# sizes: None = from the preset (see ttl.config.PRESETS)
+# sizes: None = from the preset; any other size of ttl.config.PRESETS may be passed too (papermill -p NAME VALUE)
 e_n_test = None
 e_real_size = None
 
@@ -81,7 +81,7 @@ from ttl.noref import default_niqe_model, load_official_niqe_params
 
 NAME = "05_real_world_evaluation"
 started, revision = time.time(), C.git_revision()
-cfg = C.resolve_config(preset, dict(e_n_test=e_n_test, e_real_size=e_real_size))
+cfg = C.resolve_config(preset, C.notebook_settings(globals(), preset))  # the sizes above, or any other passed
 real_path, paired_path = C.check_dir(real_dir, "real_dir"), C.check_dir(real_paired_dir, "real_paired_dir")
 clean_path, public_path = C.check_dir(clean_dir, "clean_dir"), C.check_dir(public_dir, "public_dir")
 C.check_dir(synthetic_dir, "synthetic_dir")

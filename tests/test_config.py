@@ -127,3 +127,24 @@ def test_write_json_leaves_no_temporary_file_when_it_fails(tmp_path):
     with pytest.raises(OSError):
         write_json(tmp_path / "a_folder", {"x": 1})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_folder"]
+
+
+def test_notebook_settings_picks_every_preset_size_given_and_nothing_else():
+    import math
+
+    from ttl.config import notebook_settings, resolve_config
+
+    ns = {"preset": "smoke", "seed": 3, "f_steps": None, "f_workers": 1, "f_optional_rows": [], "bootstrap": 50,
+          "math": math, "context": print, "unrelated": 7}
+    got = notebook_settings(ns, "smoke")
+    assert got == {"f_workers": 1, "f_optional_rows": [], "bootstrap": 50}  # no None, module, function or other name
+    cfg = resolve_config("smoke", got)
+    assert cfg["f_workers"] == 1 and cfg["f_optional_rows"] == [] and cfg["bootstrap"] == 50
+
+
+def test_ttl_study_refuses_an_unknown_parameter_before_running_anything(tmp_path):
+    from ttl.study import run_study
+
+    with pytest.raises(SystemExit, match=r"unknown parameter\(s\) \['f_stepz'\].*f_steps"):
+        run_study("smoke", ["04"], tmp_path, {"f_stepz": 5, "f_workers": 1})
+    assert not any(tmp_path.iterdir())

@@ -217,9 +217,11 @@ def test_notebooks_02_to_05_in_order_at_smoke(tmp_path):
                  {**params, "results_dir": str(again), "figures_dir": str(tmp_path / "fig-again"),
                   "teachers_dir": str(res / "02_teacher_pretraining" / "smoke" / "checkpoints"),
                   "student_path": str(res / "03_distillation" / "smoke" / "checkpoints" / "student.pt"),
-                  "only": ["ttl", "sup-minority"]}, cwd=ROOT)
+                  "only": ["ttl", "sup-minority"],
+                  "f_optional_rows": []}, cwd=ROOT)  # a size the parameters cell does not list reaches the config
     m4b = json.loads((again / "04_finetuning" / "smoke" / "metrics.json").read_text())
     assert set(m4b["models"]) == {"ttl", "sup-minority"}
+    assert m4b["config"]["f_optional_rows"] == [] and m4["config"]["f_optional_rows"] == ["ttl-target-ms"]
     for name in ("ttl", "sup-minority"):
         for dom in ("synthetic", "realistic", "realistic_clean"):
             a, b = m4["models"][name][dom], m4b["models"][name][dom]

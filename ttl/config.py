@@ -2,7 +2,8 @@
 
 A *preset* fixes every size of the study (images, steps, widths). ``smoke`` is for CI (seconds per
 notebook), ``default`` is the main job (the whole study on 2 CPU cores), ``paper`` is for a GPU and real
-datasets. Any size can be overridden, e.g. from papermill: ``-p train_steps 5000``.
+datasets. Any size can be overridden, e.g. from papermill (``-p f_steps 5000``) or ``ttl study -p f_steps=5000``
+(:func:`notebook_settings`).
 """
 from __future__ import annotations
 
@@ -276,6 +277,18 @@ def resolve_config(preset: str, overrides: Mapping[str, Any] | None = None, **ex
     return cfg
 
 
+def notebook_settings(namespace: Mapping[str, Any], preset: str) -> dict[str, Any]:
+    """The preset sizes a notebook was given: every name in ``namespace`` (the notebook's globals, read right after
+    its parameters cell and papermill's injected one) that is a setting of ``preset`` and not ``None``. So
+    ``papermill -p f_workers 1`` or ``ttl study -p f_workers=1`` overrides any size, also one that the parameters
+    cell does not list; :func:`resolve_config` checks the values."""
+    import types
+
+    keys = PRESETS.get(preset, {})
+    return {k: v for k, v in namespace.items()
+            if k in keys and v is not None and not callable(v) and not isinstance(v, types.ModuleType)}
+
+
 def _check_draws(cfg: dict[str, Any]) -> None:
     """The lr search runs ``f_search_draws`` draws of every searched row, and the dose-response the ``f_dose_draws``
     after them: refuse settings that would search rows on different numbers of draws or run out of draws."""
@@ -456,8 +469,8 @@ def run_record(notebook: str, config: Mapping[str, Any], seed: int, device: str,
                metrics: Mapping[str, Any], started: float | None = None, revision: str | None = None) -> dict[str, Any]:
     """The ``metrics.json`` content: config, seed, git revision, environment, data manifest and metrics.
 
-    Pass the ``revision`` read when the run started (:func:`git_revision`): by the end, the run's own outputs
-    (tracked results and notebooks) make the checkout look dirty."""
+    Pass the ``revision`` read when the run started (:func:`git_revision`): it names the code that ran, even if the
+    checkout changes while the run goes on."""
     import time
 
     import torch

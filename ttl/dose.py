@@ -8,8 +8,9 @@ checkpoint) on ``f_dose_draws`` minority draws, the same at every budget: those 
 (``f_search_draws``, ``f_search_draws + 1``, ...; the search's trials would favour x1, where the lr was chosen), and
 compared with ``sup-minority`` on the same draws. The budgets run side by side on CPU workers (``f_workers``,
 :mod:`ttl.parallel`). Teacher quality is measured
-the same way at every budget: T1's ROC-AUC on held-out real rainy vs rain-free photographs' crops, T2's PSNR-Y gain
-over its degraded input on held-out real-domain images.
+the same way at every budget, on notebook 02's test sets: T1's ROC-AUC on held-out real-domain crops (real rainy
+photographs and realistic renders, alternating) against rain-free photographs' crops, T2's PSNR-Y gain over its
+degraded input on held-out real-domain images.
 """
 from __future__ import annotations
 

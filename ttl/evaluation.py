@@ -335,7 +335,8 @@ def ship_weights(checkpoints: dict[str, list[Path]], names: tuple[str, ...], out
     """Copy the first-seed checkpoint of each of ``names`` to ``out_dir/<name>.pt`` (atomically) with a JSON record
     beside it: preset, git revision, seed, parameters, the SHA-256 of the run's data manifest, how long it trained
     (CPU or GPU seconds of fine-tuning, plus the teachers and the distillation for pretrained rows) and its test
-    metrics (photographs with rendered rain, public pairs). What ``ttl derain`` uses by default."""
+    metrics (photographs with rendered rain, public pairs). ``ttl derain --checkpoint <name>`` loads them by name
+    (its default is the shipped model, ``weights/derain/derain.pt``)."""
     import hashlib
     import shutil
 

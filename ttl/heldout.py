@@ -10,7 +10,8 @@
   * ``synthetic`` / ``realistic`` / ``realistic_clean`` (:func:`test_sets`) — the test-split photographs of
     ``clean_dir``, whole, with synthetic rain and, on the very same photographs, realistic rain (streak-free and clean
     targets), plus the same on crops of the bundled photographs (``bundled_...``); full-reference PSNR/SSIM.
-  * ``public/<set>`` (:func:`public_sets`) — every public paired set under ``public_dir``, whole images.
+  * ``public/<set>`` (:func:`public_sets`) — the public paired test sets under ``public_dir``, whole images: not the
+    training folders (``*_train``, :func:`ttl.layouts.training_only`) nor the Rain13K sample's fit part.
   * ``real`` (:func:`real_test_images`, :func:`real_gallery_images`) — the real rainy photographs of ``real_dir``
     outside its train split (the val and test splits of :func:`ttl.scenes.split_files`; no model trained on them);
     no ground truth, so no-reference measures only, and only as comparisons between models on the same images.

@@ -16,12 +16,28 @@ from typing import Any, Mapping
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
-__all__ = ["list_notebooks", "run_notebook", "run_study", "notebook_cells", "NOTEBOOK_DIR"]
+__all__ = ["list_notebooks", "run_notebook", "run_study", "notebook_cells", "notebook_parameters", "NOTEBOOK_DIR"]
 
 
 def list_notebooks(folder: str | os.PathLike = NOTEBOOK_DIR) -> list[Path]:
     """The study's notebooks (``NN_name.py``), in order."""
     return sorted(p for p in Path(folder).glob("[0-9][0-9]_*.py"))
+
+
+def notebook_parameters(py_path: str | os.PathLike) -> list[str]:
+    """The names assigned in a notebook's cell tagged ``parameters`` (read from its ``.py`` source)."""
+    import ast
+
+    lines, cell, inside = Path(py_path).read_text(encoding="utf-8").splitlines(), [], False
+    for line in lines:
+        if line.startswith("# %%"):
+            if inside:
+                break
+            inside = 'tags=["parameters"]' in line
+        elif inside:
+            cell.append(line)
+    return [t.id for node in ast.parse("\n".join(cell)).body if isinstance(node, ast.Assign)
+            for t in node.targets if isinstance(t, ast.Name)]
 
 
 def notebook_cells(nb) -> list[tuple[str, str, tuple[str, ...]]]:
@@ -64,7 +80,8 @@ def run_study(preset: str = "default", notebooks: list[str] | None = None, outpu
               extra: Mapping[str, Any] | None = None, cwd: str | os.PathLike | None = None) -> dict[str, float]:
     """Run every notebook (or those whose name starts with one of ``notebooks``) in order at ``preset``.
 
-    Executed notebooks go to ``output_dir`` (default: beside their ``.py``, i.e. the committed ones).
+    ``extra`` parameters must be a notebook parameter or a size of the preset (else ``SystemExit`` before anything
+    runs). Executed notebooks go to ``output_dir`` (default: beside their ``.py``, i.e. the committed ones).
     Returns the wall time of each notebook in seconds."""
     from .config import PRESETS
 
@@ -74,6 +91,11 @@ def run_study(preset: str = "default", notebooks: list[str] | None = None, outpu
     todo = [p for p in list_notebooks() if not notebooks or any(p.stem.startswith(n) for n in notebooks)]
     if not todo:
         raise SystemExit(f"no notebook matches {notebooks}; available: {[p.stem for p in list_notebooks()]}")
+    known = set(PRESETS[preset]).union(*(notebook_parameters(p) for p in todo))
+    unknown = sorted(set(extra or {}) - known)
+    if unknown:  # papermill would only log them and run without: refuse before any notebook starts
+        raise SystemExit(f"unknown parameter(s) {unknown} for {[p.stem for p in todo]}: valid are the notebooks' "
+                         f"parameters and the preset's sizes: {', '.join(sorted(known))}")
     for py in todo:
         out = Path(output_dir) / f"{py.stem}.ipynb" if output_dir else py.with_suffix(".ipynb")
         params = {"preset": preset, **(extra or {})}
