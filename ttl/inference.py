@@ -200,13 +200,14 @@ def _save_png16(img: torch.Tensor, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _same_file(path: Path, files: list[Path]) -> bool:
-    """Whether ``path`` exists and is one of ``files`` under another name (e.g. ``PHOTO.png`` for ``PHOTO.PNG`` on a
-    case-insensitive disk, or a hard link)."""
-    if not path.exists():
-        return False
-    st = path.stat()
-    return any(f.stat().st_ino == st.st_ino and f.stat().st_dev == st.st_dev for f in files)
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """``(device, inode)`` of an existing file, else ``None``: equal for two names of one file (``PHOTO.png`` and
+    ``PHOTO.PNG`` on a case-insensitive disk, hard links)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _plan(inputs: Path, output: Path, out_is_dir: bool) -> list[tuple[Path, Path]]:
@@ -224,8 +225,8 @@ def _plan(inputs: Path, output: Path, out_is_dir: bool) -> list[tuple[Path, Path
             files = [p for p in files if not p.resolve().is_relative_to(out_res)]  # skip earlier results
         all_inputs = files
         pairs = [(p, output / p.relative_to(inputs).with_suffix(".png")) for p in files]
-    in_res = {p.resolve() for p in all_inputs}
-    clash = [(i, o) for i, o in pairs if o.resolve() in in_res or _same_file(o, all_inputs)]
+    in_res, in_ids = {p.resolve() for p in all_inputs}, {_file_id(p) for p in all_inputs} - {None}
+    clash = [(i, o) for i, o in pairs if o.resolve() in in_res or _file_id(o) in in_ids]
     if clash:
         i, o = clash[0]
         more = f" (and {len(clash) - 1} more)" if len(clash) > 1 else ""
@@ -367,7 +368,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
         else:
             pairs.append((name, path, hit[1]))
             used[hit[0]] = name
-            rainy_scored += layout != "folders" and _same_file(path, [targets / hit[0]])
+            rainy_scored += layout != "folders" and _file_id(path) in ({_file_id(targets / hit[0])} - {None})
     unscored = [name for _, name, _ in tentries if name not in used]
     if missing or unscored:
         lines = [f"{outputs} and {targets} ({layout}) do not match one to one:"]

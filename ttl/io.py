@@ -31,7 +31,8 @@ from zlib import error as zlib_error
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 DEFAULT_MAX_PIXELS = 100_000_000
 
-__all__ = ["ImageReadError", "read_image", "save_image", "list_images", "pnm_header", "IMAGE_EXTENSIONS", "DEFAULT_MAX_PIXELS"]
+__all__ = ["ImageReadError", "read_image", "save_image", "list_images", "pnm_header", "IMAGE_EXTENSIONS",
+           "DEFAULT_MAX_PIXELS"]
 
 
 class ImageReadError(ValueError):
@@ -165,9 +166,9 @@ def read_image(path: str | os.PathLike, min_size: int = 1, max_pixels: int = DEF
     if arr is None:
         arr = _read_pnm16(path, max_pixels)
     if arr is None and path.suffix.lower() in (".tif", ".tiff"):
-        import tifffile
-
         try:
+            import tifffile
+
             with tifffile.TiffFile(str(path)) as tif:
                 shape = tif.pages[0].shape  # from the header: a huge image is refused before it is decoded
                 hw = shape[1:3] if len(shape) == 3 and shape[0] in (1, 3, 4) and shape[-1] not in (1, 3, 4) \
@@ -182,7 +183,9 @@ def read_image(path: str | os.PathLike, min_size: int = 1, max_pixels: int = DEF
         except Exception:  # not a TIFF tifffile can read: let Pillow try and report
             arr = None
     if arr is None:
-        bomb_limit = Image.MAX_IMAGE_PIXELS  # Pillow's own limit would override max_pixels: ours decides, below
+        # Pillow's own bomb limit (89 MP) would override max_pixels: it is lifted while this file is opened, and
+        # max_pixels is checked on the header instead, before any pixel is decoded
+        bomb_limit = Image.MAX_IMAGE_PIXELS
         try:
             Image.MAX_IMAGE_PIXELS = None
             with warnings.catch_warnings():
