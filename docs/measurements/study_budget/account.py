@@ -1,10 +1,10 @@
 """Where the default study's time went, and what each cut of its design would save (docs/measurements/study_budget).
 
     python account.py collect RUNS_DIR          # run_times.json from a study's results/04_finetuning/default/runs
-    python account.py                           # the tables of README.md, from run_times.json and the study's times
+    python account.py                           # the tables of README.md, from run_times.json and study_times.json
 
-Reads only the logs of the runs (their ``time_s``: one-thread worker seconds) and results/study_times_default.json;
-trains nothing. The projections keep notebook 04's time outside its runs and notebooks 01-03 and 05 as measured.
+Reads only the logs of the runs (their ``time_s``: one-thread worker seconds) and the notebooks' times of the same run
+(study_times.json, a copy of its results/study_times_default.json); trains nothing. The projections keep notebook 04's time outside its runs and notebooks 01-03 and 05 as measured.
 """
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
 # the rates the committed run's search chose (results/04_finetuning/default/search.csv)
 CHOSEN = {"ttl": 2e-3, "sup-minority": 5e-4, "sup-full": 2e-3, "syn2real": 2e-3, "sup-minority-large": 5e-4,
           "ssl-minority": 5e-4}
@@ -66,7 +65,7 @@ CUTS = {  # each cut: the runs it removes
 
 def main() -> None:
     runs = {p: v["time_s"] for p, v in json.loads((HERE / "run_times.json").read_text()).items()}
-    times = json.loads((ROOT / "results" / "study_times_default.json").read_text())["seconds"]
+    times = json.loads((HERE / "study_times.json").read_text())["seconds"]
     total = sum(runs.values())
     nb04 = times["04_finetuning"]
     outside = nb04 - total / 2  # notebook 04 outside its runs at two workers: data, scoring, plots, uneven ends
