@@ -273,3 +273,22 @@ def test_notebooks_04_and_05_without_their_inputs_say_what_to_run(tmp_path):
         run_notebook(ROOT / "notebooks" / "04_finetuning.py", tmp_path / "x.ipynb", params, cwd=ROOT)
     with pytest.raises(pm.PapermillExecutionError, match="run notebook 04 first"):
         run_notebook(ROOT / "notebooks" / "05_real_world_evaluation.py", tmp_path / "y.ipynb", params, cwd=ROOT)
+
+
+@pytest.mark.parametrize("py", NOTEBOOKS, ids=lambda p: p.stem)
+def test_only_parameters_can_pass_as_preset_sizes(py):
+    # ttl.config.notebook_settings reads preset sizes from the notebook's namespace: nothing the notebook itself binds
+    # before that line (imports, variables) may carry a preset key's name, or it would be taken for an override
+    from ttl.config import PRESETS
+
+    src = py.read_text()
+    head = src[:src.index("C.notebook_settings(globals(), preset)")]
+    params = head.index('tags=["parameters"]')
+    after = head[head.index("# %%", params + 1):]
+    bound = set()
+    for node in ast.walk(ast.parse("\n".join(line for line in after.splitlines() if not line.startswith("cfg =")))):
+        if isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            bound.add(node.id)
+    assert not bound & set().union(*PRESETS.values())
