@@ -44,7 +44,7 @@ import torch.nn as nn
 from torch.utils.data import Dataset, default_collate
 
 from .progress import progress_bar
-from .utils import resolve_device
+from .utils import error_brief, resolve_device
 
 __all__ = ["TrainConfig", "train", "lr_factor", "save_checkpoint", "load_checkpoint", "CheckpointError",
            "distributed_context", "is_main", "bf16_supported", "to_device", "state_digest"]
@@ -164,8 +164,8 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # UnpicklingError for pickled objects, RuntimeError/EOFError for broken files
-        detail = (str(e).splitlines() or ["empty or truncated file"])[0][:200]  # EOFError('') on an empty file
-        raise CheckpointError(f"{path}: refused or unreadable ({type(e).__name__}: {detail}). "
+        detail = error_brief(e, empty="empty or truncated file")  # an empty file raises EOFError('')
+        raise CheckpointError(f"{path}: refused or unreadable ({detail}). "
                               "Checkpoints are loaded with weights_only=True and may hold only tensors and plain "
                               "containers; re-save it with ttl, or do not load files from untrusted sources.") from None
 

@@ -27,7 +27,7 @@ from .layouts import LayoutError, _norm, detect_layout
 from .io import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ImageReadError, list_images, pnm_header, read_image, save_image
 from .metrics import ALL_METRICS, METRIC_LABELS, image_metrics
 from .models import pad_to_multiple
-from .utils import resolve_device
+from .utils import error_brief, resolve_device
 
 __all__ = ["derain_image", "derain_paths", "DerainReport", "evaluate_folders", "evaluation_table",
            "save_evaluation", "WEIGHTS_DIR", "SHIPPED", "DEFAULT_MODEL", "resolve_checkpoint"]
@@ -241,11 +241,6 @@ def _plan(inputs: Path, output: Path, out_is_dir: bool) -> list[tuple[Path, Path
     return pairs
 
 
-def _brief(e: BaseException) -> str:
-    lines = str(e).splitlines()
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
-
-
 def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoint: str | os.PathLike | nn.Module,
                  device: str | torch.device = "auto", tile: int | None = 512, overlap: int = 128,
                  progress: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> DerainReport:
@@ -289,11 +284,11 @@ def derain_paths(inputs: str | os.PathLike, output: str | os.PathLike, checkpoin
         except ImageReadError as e:
             msg = str(e)
         except (RuntimeError, MemoryError) as e:  # out of memory and the like
-            msg = f"{src}: failed while deraining ({_brief(e)}). Try a smaller --tile, or --device cpu."
+            msg = f"{src}: failed while deraining ({error_brief(e)}). Try a smaller --tile, or --device cpu."
         except OSError as e:
             msg = f"{src}: cannot write {dst} ({e}). Check the output folder's permissions and free space."
         except Exception as e:
-            msg = f"{src}: failed ({_brief(e)}). Check the file, or report the error."
+            msg = f"{src}: failed ({error_brief(e)}). Check the file, or report the error."
         else:
             continue
         report.failed.append((src, msg))
@@ -334,11 +329,9 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
     for p, what in ((outputs, "OUTPUTS"), (targets, "TARGETS")):
         if not p.is_dir():
             raise FileNotFoundError(f"{what} {p} is not a folder")
-    if outputs.resolve() == targets.resolve() or os.path.samefile(outputs, targets):
+    if os.path.samefile(outputs, targets):
         raise ValueError(f"OUTPUTS and TARGETS are the same folder ({outputs}): every image would be scored against "
                          "itself. Pass the folder of derained results first and the ground truths second.")
-    if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0 (pixels removed on each side), got {crop_border}")
     layout = "folders"
     try:
         layout, items = detect_layout(targets)
@@ -368,7 +361,7 @@ def evaluate_folders(outputs: str | os.PathLike, targets: str | os.PathLike, cro
         else:
             pairs.append((name, path, hit[1]))
             used[hit[0]] = name
-            rainy_scored += layout != "folders" and _file_id(path) in ({_file_id(targets / hit[0])} - {None})
+            rainy_scored += layout != "folders" and os.path.samefile(path, targets / hit[0])
     unscored = [name for _, name, _ in tentries if name not in used]
     if missing or unscored:
         lines = [f"{outputs} and {targets} ({layout}) do not match one to one:"]

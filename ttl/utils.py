@@ -8,7 +8,14 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["resolve_device", "seed_everything", "generator", "seed_of"]
+__all__ = ["resolve_device", "seed_everything", "generator", "seed_of", "error_brief"]
+
+
+def error_brief(e: BaseException, empty: str | None = None) -> str:
+    """``"Type: first line of the message"`` (200 characters at most) for an error message; an empty message gives
+    ``"Type: <empty>"`` when ``empty`` is given, else ``"Type"``."""
+    lines = str(e).splitlines() or ([empty] if empty else [])
+    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
